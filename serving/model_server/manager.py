@@ -1,0 +1,240 @@
+"""Which model versions are loaded, following TF Serving's config and file-system polling.
+
+Every ``poll_seconds`` the manager lists each model's ``base_path``, applies the
+model's ``model_version_policy`` (latest N by default, all, or specific
+versions), loads versions that became wanted and unloads those that no longer
+are. A new version is loaded before the old one is dropped, and requests already
+holding the old version finish on it, so a rollout never fails a request. A
+version that fails to load is reported with state END and its error and is not
+retried until its folder changes; the versions already loaded keep serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from serving.model_server.batching import BatchScheduler
+from serving.model_server.config import BatchingOptions, load_model_config
+from serving.model_server.errors import not_found, unavailable
+from serving.model_server.servable import LoadedVersion, Signature
+
+log = logging.getLogger(__name__)
+
+# TF Serving's ModelVersionStatus.State names.
+AVAILABLE, LOADING, UNLOADING, END = "AVAILABLE", "LOADING", "UNLOADING", "END"
+
+
+@dataclass
+class VersionStatus:
+    state: str
+    error: str = ""  # empty when OK
+    folder_mtime: float = 0.0
+
+
+@dataclass
+class ServedVersion:
+    loaded: LoadedVersion
+    schedulers: dict[str, BatchScheduler] = field(default_factory=dict)
+
+    def run(self, signature: Signature, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        scheduler = self.schedulers.get(signature.name)
+        if scheduler is None:
+            return self.loaded.run(signature, inputs)
+        return scheduler.submit(inputs)
+
+    def close(self) -> None:
+        for scheduler in self.schedulers.values():
+            scheduler.close()
+
+
+@dataclass
+class ModelState:
+    base_path: Path
+    policy: str  # "latest", "all" or "specific"
+    policy_versions: tuple[int, ...]  # N for latest, or the specific versions
+    labels: dict[str, int]
+    served: dict[int, ServedVersion] = field(default_factory=dict)
+    statuses: dict[int, VersionStatus] = field(default_factory=dict)
+
+
+class ModelManager:
+    def __init__(
+        self,
+        config_path: Path,
+        map_base_path: Callable[[str], Path] = Path,
+        batching: BatchingOptions | None = None,
+        on_batch: Callable[[str, int, int], None] | None = None,
+        reload_config: bool = True,
+    ) -> None:
+        self.config_path = config_path
+        self._map_base_path = map_base_path
+        self._batching = batching
+        self._on_batch = on_batch
+        self._models: dict[str, ModelState] = {}
+        self._lock = threading.Lock()  # guards _models; loading happens outside it
+        self._config_mtime = -1.0
+        self._reload_config = reload_config
+
+    # -- queries used by the request path ---------------------------------------------------
+
+    def resolve(self, name: str, version: int | None = None, label: str = "") -> ServedVersion:
+        with self._lock:
+            model = self._models.get(name)
+            if model is None:
+                raise not_found(f"Servable not found for request: Latest({name})")
+            if label:
+                if label not in model.labels:
+                    raise not_found(f"Unrecognized servable version label: {label}")
+                version = model.labels[label]
+            if version is None:
+                if not model.served:
+                    raise unavailable(f"Servable {name} has no available version")
+                return model.served[max(model.served)]
+            served = model.served.get(version)
+            if served is None:
+                raise not_found(f"Servable not found for request: Specific({name}, {version})")
+            return served
+
+    def statuses(self, name: str, version: int | None = None) -> dict[int, VersionStatus]:
+        with self._lock:
+            model = self._models.get(name)
+            if model is None:
+                raise not_found(f"Could not find any versions of model {name}")
+            if version is None:
+                return dict(model.statuses)
+            if version not in model.statuses:
+                raise not_found(f"Could not find version {version} of model {name}")
+            return {version: model.statuses[version]}
+
+    def model_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._models)
+
+    def all_available(self) -> bool:
+        with self._lock:
+            return bool(self._models) and all(model.served for model in self._models.values())
+
+    # -- polling ----------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Re-read the config if it changed, then sync every model with its folder."""
+        mtime = self.config_path.stat().st_mtime
+        if self._config_mtime < 0 or (self._reload_config and mtime != self._config_mtime):
+            self._apply_config()
+            self._config_mtime = mtime
+        for name in self.model_names():
+            self._sync_model(name)
+
+    def run_polling(self, poll_seconds: float, stop: threading.Event) -> None:
+        while not stop.wait(poll_seconds):
+            try:
+                self.poll()
+            except Exception:  # a bad poll must not stop future polls
+                log.exception("polling the model folders failed")
+
+    def close(self) -> None:
+        with self._lock:
+            served = [v for model in self._models.values() for v in model.served.values()]
+            self._models = {}
+        for version in served:
+            version.close()
+
+    def _apply_config(self) -> None:
+        configs = load_model_config(self.config_path)
+        with self._lock:
+            previous = self._models
+            models: dict[str, ModelState] = {}
+            for config in configs:
+                policy = config.model_version_policy.WhichOneof("policy_choice") or "latest"
+                if policy == "latest":
+                    versions = (config.model_version_policy.latest.num_versions or 1,)
+                elif policy == "specific":
+                    versions = tuple(config.model_version_policy.specific.versions)
+                else:
+                    versions = ()
+                state = ModelState(
+                    base_path=self._map_base_path(config.base_path),
+                    policy=policy,
+                    policy_versions=versions,
+                    labels=dict(config.version_labels),
+                )
+                old = previous.get(config.name)
+                if old is not None and old.base_path == state.base_path:
+                    state.served, state.statuses = old.served, old.statuses
+                models[config.name] = state
+            removed = [v for name, m in previous.items() if name not in models for v in m.served.values()]
+            self._models = models
+        for version in removed:
+            version.close()
+        log.info("model config %s: %s", self.config_path, ", ".join(sorted(models)))
+
+    def _sync_model(self, name: str) -> None:
+        with self._lock:
+            model = self._models[name]
+        on_disk = {version: (path, path.stat().st_mtime) for version, path in _version_folders(model.base_path).items()}
+        failed = {
+            version
+            for version, (_, mtime) in on_disk.items()
+            if (status := model.statuses.get(version)) is not None
+            and status.error
+            and status.folder_mtime == mtime  # failed before and unchanged since
+        }
+        wanted = _wanted_versions(model, sorted(set(on_disk) - failed))
+        for version in sorted(wanted - set(model.served), reverse=True):
+            self._load(name, model, version, *on_disk[version])
+        for version in sorted(set(model.served) - wanted):
+            self._unload(name, model, version)
+
+    def _load(self, name: str, model: ModelState, version: int, path: Path, mtime: float) -> None:
+        with self._lock:
+            model.statuses[version] = VersionStatus(LOADING, folder_mtime=mtime)
+        log.info("loading %s version %d from %s", name, version, path)
+        try:
+            loaded = LoadedVersion(name, version, path)
+        except Exception as error:
+            log.error("%s version %d failed to load: %s", name, version, error)
+            with self._lock:
+                model.statuses[version] = VersionStatus(END, f"{type(error).__name__}: {error}", mtime)
+            return
+        served = ServedVersion(loaded)
+        if self._batching is not None:
+            for signature in loaded.signatures.values():
+                served.schedulers[signature.name] = BatchScheduler(
+                    lambda inputs, s=signature: loaded.run(s, inputs),
+                    self._batching,
+                    on_batch=(lambda rows, size: self._on_batch(name, rows, size)) if self._on_batch else None,
+                )
+        with self._lock:
+            model.served[version] = served
+            model.statuses[version] = VersionStatus(AVAILABLE, folder_mtime=mtime)
+        log.info("%s version %d is available", name, version)
+
+    def _unload(self, name: str, model: ModelState, version: int) -> None:
+        with self._lock:
+            served = model.served.pop(version)
+            model.statuses[version] = VersionStatus(UNLOADING)
+        served.close()  # lets queued batches finish
+        with self._lock:
+            model.statuses[version] = VersionStatus(END)
+        log.info("%s version %d unloaded", name, version)
+
+
+def _version_folders(base: Path) -> dict[int, Path]:
+    if not base.is_dir():
+        return {}
+    return {int(child.name): child for child in base.iterdir() if child.name.isdigit() and child.is_dir()}
+
+
+def _wanted_versions(model: ModelState, loadable: list[int]) -> set[int]:
+    """Versions the policy wants among those on disk that have not failed to load."""
+    if model.policy == "all":
+        return set(loadable)
+    if model.policy == "specific":
+        return set(model.policy_versions) & set(loadable)
+    return set(loadable[-model.policy_versions[0]:]) if loadable else set()

@@ -1,0 +1,59 @@
+"""Writing a trained model as a new SavedModel version in TF Serving's layout.
+
+``<base>/<version>/saved_model.pb + variables/ + assets.extra/tokenizer.json``.
+The version is assembled in a hidden sibling folder (TF Serving only looks at
+numeric folder names) and renamed into place, so a half-written version is never
+visible to a model server polling ``<base>``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from training.preprocessing import TokenizerContract
+
+SIGNATURE_NAME = "serving_default"
+INPUT_NAME = "tokens"
+OUTPUT_NAME = "positive_probability"
+
+
+def existing_versions(base: Path) -> list[int]:
+    if not base.is_dir():
+        return []
+    return sorted(int(child.name) for child in base.iterdir() if child.name.isdigit())
+
+
+def export_version(model: keras.Model, contract: TokenizerContract, base: Path) -> Path:
+    """Export ``model`` as version ``max(existing) + 1`` under ``base``; return its folder."""
+    base.mkdir(parents=True, exist_ok=True)
+    staging = base / f".staging-{uuid.uuid4().hex}"
+    try:
+        _write_saved_model(model, contract.maxlen, staging)
+        contract.write(staging)
+        while True:
+            target = base / str(max(existing_versions(base), default=0) + 1)
+            try:
+                # Fails if another exporter took this number meanwhile: try the next one.
+                staging.rename(target)
+                return target
+            except OSError:
+                if not target.exists():
+                    raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_saved_model(model: keras.Model, maxlen: int, path: Path) -> None:
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name=SIGNATURE_NAME,
+        fn=lambda tokens: {OUTPUT_NAME: model(tokens, training=False)},
+        input_signature=[tf.TensorSpec(shape=(None, maxlen), dtype=tf.int32, name=INPUT_NAME)],
+    )
+    archive.write_out(str(path), verbose=False)
