@@ -16,10 +16,7 @@ import keras
 import tensorflow as tf
 
 from training.preprocessing import TokenizerContract
-
-SIGNATURE_NAME = "serving_default"
-INPUT_NAME = "tokens"
-OUTPUT_NAME = "positive_probability"
+from training.signature import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
 
 
 def existing_versions(base: Path) -> list[int]:

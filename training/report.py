@@ -48,6 +48,8 @@ def write_report(
             "numpy": np.__version__,
         },
     }
+    # The Keras model too, for in-process comparisons with what the server returns.
+    result.model.save(directory / "model.keras")
     (directory / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     _plot(directory / "accuracy.png", result, "accuracy", "Training and validation accuracy")
     _plot(directory / "loss.png", result, "loss", "Training and validation loss")

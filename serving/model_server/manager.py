@@ -177,19 +177,23 @@ class ModelManager:
     def _sync_model(self, name: str) -> None:
         with self._lock:
             model = self._models[name]
-        on_disk = {version: (path, path.stat().st_mtime) for version, path in _version_folders(model.base_path).items()}
-        failed = {
-            version
-            for version, (_, mtime) in on_disk.items()
-            if (status := model.statuses.get(version)) is not None
-            and status.error
-            and status.folder_mtime == mtime  # failed before and unchanged since
-        }
-        wanted = _wanted_versions(model, sorted(set(on_disk) - failed))
+        on_disk = {v: (path, path.stat().st_mtime) for v, path in _version_folders(model.base_path).items()}
+        wanted = _wanted_versions(model, self._loadable(model, on_disk))
         for version in sorted(wanted - set(model.served), reverse=True):
             self._load(name, model, version, *on_disk[version])
+        # Decide what to unload only after loading: a version that just failed must not
+        # push out the one that serves now.
+        wanted = _wanted_versions(model, self._loadable(model, on_disk))
         for version in sorted(set(model.served) - wanted):
             self._unload(name, model, version)
+
+    @staticmethod
+    def _loadable(model: ModelState, on_disk: dict[int, tuple[Path, float]]) -> list[int]:
+        """Versions on disk, minus those that failed to load and have not changed since."""
+        return sorted(
+            version for version, (_, mtime) in on_disk.items()
+            if not ((status := model.statuses.get(version)) and status.error and status.folder_mtime == mtime)
+        )
 
     def _load(self, name: str, model: ModelState, version: int, path: Path, mtime: float) -> None:
         with self._lock:

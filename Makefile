@@ -1,0 +1,44 @@
+# One-command entry points. Variables can be overridden: `make run HTTP_PORT=9000`.
+PYTHON      ?= python3
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+DATA        ?= ../shared/data/aclImdb_v1_labeled.tar.gz
+MODELS_DIR  ?= models
+HTTP_PORT   ?= 8000
+# Small-but-real models for `make run` when none are exported (about 3 minutes on 2 cores).
+RUN_TRAIN_ARGS ?= --train-limit 8000 --test-limit 2000 --epochs 4 --batch-size 64
+
+.PHONY: install system-deps models run test protos clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+# promtool (Debian package prometheus) validates metrics and configs in the tests.
+system-deps:
+	@command -v promtool >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
+
+models: install
+	@if ls $(MODELS_DIR)/imdb_lstm/[0-9]* >/dev/null 2>&1 && ls $(MODELS_DIR)/imdb_simple_rnn/[0-9]* >/dev/null 2>&1; then \
+	  echo "models found in $(MODELS_DIR)/"; \
+	else \
+	  $(PY) -m training --data $(DATA) --out $(MODELS_DIR) $(RUN_TRAIN_ARGS); \
+	fi
+
+run: models
+	MODELS_DIR=$(MODELS_DIR) HTTP_PORT=$(HTTP_PORT) PY=$(PY) bash deploy/local/run.sh
+
+test: install system-deps
+	$(PY) -m pytest
+
+protos: install
+	$(PY) proto/generate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

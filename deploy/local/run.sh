@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Local stack without Docker: the TF-Serving-compatible model server, then the gateway
+# under gunicorn, both reading deploy/tfserving/ like the compose deployment does.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PY=${PY:-.venv/bin/python}
+MODELS_DIR=${MODELS_DIR:-models}
+HTTP_PORT=${HTTP_PORT:-8000}
+MODEL_SERVER_PORT=${MODEL_SERVER_PORT:-8500}
+MODEL_SERVER_REST_PORT=${MODEL_SERVER_REST_PORT:-8501}
+RUN_DIR=${RUN_DIR:-.run}
+
+mkdir -p "$RUN_DIR"
+rm -rf "$RUN_DIR/metrics" && mkdir -p "$RUN_DIR/metrics"
+
+"$PY" -m serving.model_server \
+  --port "$MODEL_SERVER_PORT" --rest_api_port "$MODEL_SERVER_REST_PORT" \
+  --model_config_file deploy/tfserving/models.config \
+  --model_config_file_poll_wait_seconds 60 \
+  --base_path_map "/models=$MODELS_DIR" \
+  --enable_batching --batching_parameters_file deploy/tfserving/batching_parameters.txt \
+  --monitoring_config_file deploy/tfserving/monitoring.config \
+  >"$RUN_DIR/model_server.log" 2>&1 &
+MODEL_SERVER_PID=$!
+trap 'kill -TERM $MODEL_SERVER_PID 2>/dev/null; wait $MODEL_SERVER_PID 2>/dev/null' EXIT
+
+echo "starting the model server (log $RUN_DIR/model_server.log)..."
+for _ in $(seq 120); do
+  curl -sf "http://127.0.0.1:$MODEL_SERVER_REST_PORT/v1/models/imdb_simple_rnn" >/dev/null && break
+  kill -0 $MODEL_SERVER_PID 2>/dev/null || { tail -20 "$RUN_DIR/model_server.log"; exit 1; }
+  sleep 0.5
+done
+
+cat <<MSG
+sentiment service on http://127.0.0.1:$HTTP_PORT
+  curl -s http://127.0.0.1:$HTTP_PORT/v1/sentiment -H 'Content-Type: application/json' -d '{"text": "A wonderful film."}'
+  API: http://127.0.0.1:$HTTP_PORT/openapi.yaml   metrics: /metrics   readiness: /readyz
+  model server: gRPC 127.0.0.1:$MODEL_SERVER_PORT, REST http://127.0.0.1:$MODEL_SERVER_REST_PORT
+MSG
+
+PROMETHEUS_MULTIPROC_DIR="$RUN_DIR/metrics" \
+GATEWAY_MODEL_SERVER="127.0.0.1:$MODEL_SERVER_PORT" \
+GATEWAY_MODELS_DIR="$MODELS_DIR" \
+GUNICORN_BIND="127.0.0.1:$HTTP_PORT" \
+  "$PY" -m gunicorn -c serving/gateway/gunicorn_conf.py serving.gateway.wsgi:app

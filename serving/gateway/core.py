@@ -1,0 +1,182 @@
+"""The request path shared by the HTTP and gRPC APIs: validate, tokenize, predict, measure."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+from serving.gateway import metrics
+from serving.gateway.contracts import ContractStore
+from serving.gateway.errors import GatewayError, InvalidInput, ModelNotFound, PayloadTooLarge
+from serving.gateway.model_client import ModelServerClient
+from serving.gateway.settings import Settings
+
+AVAILABLE = "AVAILABLE"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    positive_probability: float
+    label: str
+    model_name: str
+    model_version: int
+    num_tokens: int
+    truncated: bool
+    num_out_of_vocabulary: int
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model: str
+    model_name: str
+    versions: dict[int, str]  # version -> state
+
+
+class AvailableVersions:
+    """The AVAILABLE versions of each model, cached for ``ttl`` seconds so that the
+    request path makes one status call per model per ``ttl`` rather than per request."""
+
+    def __init__(self, client: ModelServerClient, ttl: float) -> None:
+        self._client = client
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, frozenset[int]]] = {}
+        self._lock = threading.Lock()
+
+    def _available(self, model_name: str) -> frozenset[int]:
+        now = time.monotonic()
+        cached = self._cache.get(model_name)
+        if cached and now - cached[0] < self._ttl:
+            return cached[1]
+        states = self._client.version_states(model_name)
+        available = frozenset(v for v, state in states.items() if state == AVAILABLE)
+        with self._lock:
+            self._cache[model_name] = (now, available)
+        return available
+
+    def pick(self, model_name: str, version: int | None) -> int:
+        """``version`` if it is available, else the latest available one when None."""
+        available = self._available(model_name)
+        if version is None:
+            if not available:
+                raise ModelNotFound(f"{model_name} has no available version")
+            return max(available)
+        if version not in available:
+            raise ModelNotFound(
+                f"{model_name} version {version} is not available (available: {sorted(available)})"
+            )
+        return version
+
+    def forget(self, model_name: str) -> None:
+        with self._lock:
+            self._cache.pop(model_name, None)
+
+
+class SentimentService:
+    def __init__(self, settings: Settings, client: ModelServerClient | None = None) -> None:
+        self.settings = settings
+        self.client = client or ModelServerClient(
+            settings.model_server, settings.rpc_timeout_seconds, settings.grpc_max_message_bytes
+        )
+        self.contracts = ContractStore(settings.models_dir)
+        self.versions = AvailableVersions(self.client, settings.status_cache_seconds)
+
+    # -- validation, identical for both transports ------------------------------------------
+
+    def check_texts(self, texts: list) -> None:
+        limit = self.settings.max_texts
+        if not texts:
+            raise InvalidInput("'texts' must contain at least one text")
+        if len(texts) > limit:
+            raise PayloadTooLarge(f"too many texts: {len(texts)} (at most {limit} per request)")
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidInput(f"texts[{index}] must be a string, got {type(text).__name__}")
+            if not text.strip():
+                raise InvalidInput(f"texts[{index}] is empty or whitespace only")
+            if len(text) > self.settings.max_text_chars:
+                raise PayloadTooLarge(
+                    f"texts[{index}] has {len(text)} characters (at most {self.settings.max_text_chars})"
+                )
+
+    def resolve_model(self, model: str | None) -> tuple[str, str]:
+        public = model or self.settings.default_model
+        if public not in self.settings.models:
+            raise ModelNotFound(f"unknown model {public!r}; choose one of {sorted(self.settings.models)}")
+        return public, self.settings.models[public]
+
+    # -- operations -------------------------------------------------------------------------
+
+    def predict(
+        self, texts: list, model: str | None = None, version: int | None = None,
+        transport: str = "http", timeout: float | None = None,
+    ) -> list[Prediction]:
+        self.check_texts(texts)
+        public, model_name = self.resolve_model(model)
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+            raise InvalidInput(f"'version' must be a positive integer, got {version!r}")
+        metrics.TEXTS_PER_REQUEST.labels(transport).observe(len(texts))
+        try:
+            return self._predict(texts, public, model_name, version, timeout)
+        except GatewayError as error:
+            if error.upstream_code:
+                metrics.MODEL_SERVER_ERRORS.labels(error.upstream_code).inc()
+            raise
+
+    def _predict(
+        self, texts: list[str], public: str, model_name: str, version: int | None,
+        timeout: float | None, retried: bool = False,
+    ) -> list[Prediction]:
+        pinned = self.versions.pick(model_name, version)
+        tokenizer = self.contracts.tokenizer(model_name, pinned)
+        ids, encoded = tokenizer.encode_batch(texts)
+        started = time.perf_counter()
+        try:
+            probabilities, served_version = self.client.predict(model_name, pinned, ids, timeout)
+        except ModelNotFound:
+            if retried:
+                raise
+            # The cached version was just unloaded by a rollout: look again, once.
+            self.versions.forget(model_name)
+            return self._predict(texts, public, model_name, version, timeout, retried=True)
+        metrics.MODEL_CALL_DURATION.labels(public).observe(time.perf_counter() - started)
+
+        predictions = []
+        for probability, item in zip(probabilities.tolist(), encoded):
+            label = "positive" if probability >= 0.5 else "negative"
+            predictions.append(Prediction(
+                positive_probability=probability,
+                label=label,
+                model_name=model_name,
+                model_version=served_version,
+                num_tokens=item.num_tokens,
+                truncated=item.truncated,
+                num_out_of_vocabulary=item.num_oov,
+            ))
+            metrics.PREDICTIONS.labels(public, label).inc()
+            metrics.TOKENS_PER_TEXT.observe(item.num_tokens)
+            metrics.OOV_RATIO.observe(item.num_oov / item.num_tokens if item.num_tokens else 0.0)
+            if item.truncated:
+                metrics.TRUNCATED_TEXTS.labels(public).inc()
+        return predictions
+
+    def list_models(self) -> list[ModelInfo]:
+        return [
+            ModelInfo(public, name, dict(sorted(self.client.version_states(name).items())))
+            for public, name in self.settings.models.items()
+        ]
+
+    def ready(self) -> tuple[bool, dict[str, str]]:
+        """Ready when the model server answers and every model has an AVAILABLE version."""
+        report: dict[str, str] = {}
+        for public, name in self.settings.models.items():
+            try:
+                states = self.client.version_states(name, timeout=min(1.0, self.settings.rpc_timeout_seconds))
+            except GatewayError as error:
+                report[public] = error.message
+                continue
+            report[public] = AVAILABLE if AVAILABLE in states.values() else "no available version"
+        return all(state == AVAILABLE for state in report.values()), report

@@ -1,0 +1,20 @@
+"""gunicorn settings for the gateway; each can be overridden by its GUNICORN_* variable."""
+
+import os
+
+from prometheus_client import multiprocess
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))  # gthread: requests mostly wait on gRPC
+worker_class = "gthread"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "15"))
+keepalive = 5
+accesslog = os.environ.get("GUNICORN_ACCESSLOG")  # off unless set ("-" = stdout)
+
+
+def child_exit(server, worker):
+    # Drop the exited worker's live gauges from the shared metrics directory.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

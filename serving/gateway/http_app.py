@@ -1,0 +1,161 @@
+"""The HTTP API (Flask). Routes:
+
+    POST /v1/sentiment   {"text": "..."} or {"texts": [...]}, optional "model", "version"
+    GET  /v1/models      served models, versions and states
+    GET  /healthz        liveness: the process answers
+    GET  /readyz         readiness: model server reachable, every model AVAILABLE
+    GET  /metrics        Prometheus metrics
+    GET  /openapi.yaml   the OpenAPI document of this API
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from importlib import resources
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from serving.gateway import metrics
+from serving.gateway.core import SentimentService
+from serving.gateway.errors import GatewayError, InvalidInput
+from serving.gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_HTTP_ERROR_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(status: int, code: str, message: str, retry_after: int | None = None) -> Response:
+    response = jsonify(error={"code": code, "message": message})
+    response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def parse_prediction_request(body: object) -> tuple[list, str | None, int | None]:
+    """``(texts, model, version)`` from a decoded JSON body; InvalidInput names any problem."""
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object")
+    unknown = sorted(set(body) - {"text", "texts", "model", "version"})
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
+    if ("text" in body) == ("texts" in body):
+        raise InvalidInput("give exactly one of 'text' (a string) or 'texts' (a list of strings)")
+    if "text" in body:
+        if not isinstance(body["text"], str):
+            raise InvalidInput(f"'text' must be a string, got {_json_type(body['text'])}")
+        texts = [body["text"]]
+    else:
+        if not isinstance(body["texts"], list):
+            raise InvalidInput(f"'texts' must be a list of strings, got {_json_type(body['texts'])}")
+        texts = body["texts"]
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidInput(f"'model' must be a string, got {_json_type(model)}")
+    version = body.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise InvalidInput(f"'version' must be a positive integer, got {_json_type(version)}")
+    return texts, model, version
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def create_app(settings: Settings | None = None, service: SentimentService | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    service = service or SentimentService(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    openapi = resources.files("serving.gateway").joinpath("openapi.yaml").read_text("utf-8")
+
+    @app.before_request
+    def start_timer() -> None:
+        g.started = time.perf_counter()
+        g.model = ""
+        metrics.IN_FLIGHT.labels("http").inc()
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.REQUESTS.labels("http", route, g.get("model", ""), str(response.status_code)).inc()
+        metrics.REQUEST_DURATION.labels("http", route).observe(time.perf_counter() - g.get("started", 0))
+        return response
+
+    @app.teardown_request
+    def finish(_error) -> None:
+        if "started" in g:
+            metrics.IN_FLIGHT.labels("http").dec()
+
+    @app.errorhandler(GatewayError)
+    def gateway_error(error: GatewayError) -> Response:
+        return error_response(error.http_status, error.code, error.message, error.retry_after)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 400
+        message = error.description or error.name
+        if status == 404:
+            message = f"no route {request.path}; see /openapi.yaml"
+        elif status == 405:
+            message = f"method {request.method} is not allowed on {request.path}"
+        elif status == 413:
+            message = f"request body over {settings.max_body_bytes} bytes"
+        return error_response(status, _HTTP_ERROR_CODES.get(status, "bad_request"), message)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error; the failure was logged")
+
+    @app.post("/v1/sentiment")
+    def predict() -> Response:
+        if not request.is_json:
+            return error_response(415, "unsupported_media_type", "Content-Type must be application/json")
+        body = request.get_json(silent=True)
+        if body is None:
+            raise InvalidInput("the body is not valid JSON")
+        texts, model, version = parse_prediction_request(body)
+        g.model = model or settings.default_model
+        predictions = service.predict(texts, model, version, transport="http")
+        return jsonify(predictions=[p.to_json() for p in predictions])
+
+    @app.get("/v1/models")
+    def list_models() -> Response:
+        return jsonify(models=[
+            {"model": m.model, "model_name": m.model_name,
+             "versions": [{"version": v, "state": s} for v, s in m.versions.items()]}
+            for m in service.list_models()
+        ])
+
+    @app.get("/healthz")
+    def liveness() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readiness() -> Response:
+        ready, report = service.ready()
+        response = jsonify(ready=ready, models=report)
+        response.status_code = 200 if ready else 503
+        return response
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, content_type=content_type)
+
+    @app.get("/openapi.yaml")
+    def openapi_document() -> Response:
+        return Response(openapi, mimetype="application/yaml")
+
+    return app

@@ -1,0 +1,108 @@
+"""Calls to TF Serving's gRPC API (or the local model server, which speaks the same API).
+
+One long-lived channel per process; every call carries a deadline. gRPC errors
+become gateway errors; the raw status code is kept for metrics.
+"""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+
+from serving.gateway.errors import (
+    GatewayError,
+    ModelNotFound,
+    ModelServerFailure,
+    ModelServerTimeout,
+    ModelServerUnavailable,
+)
+from serving.tfs_apis import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    types_pb2,
+)
+from training.signature import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
+
+STATE_NAMES = {value: name for name, value in get_model_status_pb2.ModelVersionStatus.State.items()}
+
+
+def _translate(error: grpc.RpcError, what: str) -> GatewayError:
+    code = error.code()
+    details = error.details() or code.name
+    if code == grpc.StatusCode.NOT_FOUND:
+        translated: GatewayError = ModelNotFound(f"{what}: {details}")
+    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        translated = ModelServerTimeout(f"{what}: the model server did not answer in time")
+    elif code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        overloaded = "queue" in details and "full" in details
+        translated = ModelServerUnavailable(
+            f"{what}: the model server is overloaded, retry shortly" if overloaded
+            else f"{what}: the model server is unavailable",
+            retry_after=1,
+        )
+    else:
+        translated = ModelServerFailure(f"{what}: the model server failed ({code.name})")
+    translated.upstream_code = code.name
+    return translated
+
+
+class ModelServerClient:
+    def __init__(self, address: str, timeout_seconds: float, max_message_bytes: int = 64 << 20) -> None:
+        self.address = address
+        self.timeout_seconds = timeout_seconds
+        self._channel = grpc.insecure_channel(
+            address,
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+                # Reconnect within a second of the model server coming back, instead of
+                # gRPC's default backoff of up to two minutes.
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+            ],
+        )
+        self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def predict(
+        self, model_name: str, version: int, ids: np.ndarray, timeout: float | None = None
+    ) -> tuple[np.ndarray, int]:
+        """Positive probabilities for an int32 ``[batch, maxlen]`` matrix, and the version that ran."""
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.model_spec.version.value = version
+        request.model_spec.signature_name = SIGNATURE_NAME
+        tensor = request.inputs[INPUT_NAME]
+        tensor.dtype = types_pb2.DT_INT32
+        for size in ids.shape:
+            tensor.tensor_shape.dim.add(size=size)
+        tensor.tensor_content = np.ascontiguousarray(ids, dtype="<i4").tobytes()
+        request.output_filter.append(OUTPUT_NAME)
+        try:
+            response = self._predictions.Predict(request, timeout=timeout or self.timeout_seconds)
+        except grpc.RpcError as error:
+            raise _translate(error, f"{model_name} version {version}") from None
+        output = response.outputs[OUTPUT_NAME]
+        if output.tensor_content:
+            values = np.frombuffer(output.tensor_content, dtype="<f4")
+        else:
+            values = np.asarray(output.float_val, dtype=np.float32)
+        if values.size != ids.shape[0]:
+            raise ModelServerFailure(f"{model_name}: expected {ids.shape[0]} outputs, got {values.size}")
+        return values, response.model_spec.version.value
+
+    def version_states(self, model_name: str, timeout: float | None = None) -> dict[int, str]:
+        """Every version the model server knows of ``model_name``, with its state name."""
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = model_name
+        try:
+            response = self._models.GetModelStatus(request, timeout=timeout or self.timeout_seconds)
+        except grpc.RpcError as error:
+            raise _translate(error, model_name) from None
+        return {status.version: STATE_NAMES[status.state] for status in response.model_version_status}
+
+    def close(self) -> None:
+        self._channel.close()

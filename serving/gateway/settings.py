@@ -1,0 +1,57 @@
+"""Gateway configuration from environment variables (all optional)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _models(spec: str) -> dict[str, str]:
+    pairs = [item.split("=", 1) for item in spec.split(",") if item.strip()]
+    if not pairs or any(len(pair) != 2 for pair in pairs):
+        raise ValueError(f"GATEWAY_MODELS must look like 'lstm=imdb_lstm,simple_rnn=imdb_simple_rnn', got {spec!r}")
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every field maps to ``GATEWAY_<FIELD NAME IN UPPER CASE>``; defaults below."""
+
+    model_server: str = "localhost:8500"  # TF Serving (or the local model server) gRPC address
+    models_dir: Path = Path("models")  # export root holding <model>/<version>/assets.extra/
+    models: dict[str, str] = field(
+        default_factory=lambda: {"lstm": "imdb_lstm", "simple_rnn": "imdb_simple_rnn"}
+    )  # public model name -> model server name
+    default_model: str = "lstm"
+    rpc_timeout_seconds: float = 5.0  # deadline of every call to the model server
+    status_cache_seconds: float = 1.0  # how long the latest served version is remembered
+    max_texts: int = 64  # texts per request
+    max_text_chars: int = 20_000  # characters per text
+    max_body_bytes: int = 1_048_576  # HTTP request body
+    grpc_port: int = 8600  # the gateway's own gRPC API
+    grpc_max_message_bytes: int = 4_194_304
+    grpc_max_workers: int = 16
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        for name, spec in cls.__dataclass_fields__.items():
+            raw = environ.get(f"GATEWAY_{name.upper()}")
+            if raw is None:
+                continue
+            if name == "models":
+                values[name] = _models(raw)
+            elif name == "models_dir":
+                values[name] = Path(raw)
+            else:
+                kind = type(getattr(cls(), name))
+                try:
+                    values[name] = kind(raw)
+                except ValueError as error:
+                    raise ValueError(f"GATEWAY_{name.upper()}={raw!r}: expected {kind.__name__}") from error
+        settings = cls(**values)
+        if settings.default_model not in settings.models:
+            raise ValueError(f"GATEWAY_DEFAULT_MODEL {settings.default_model!r} is not in {sorted(settings.models)}")
+        return settings

@@ -1,0 +1,180 @@
+"""The gateway over real HTTP, in front of a real model server with a small trained model."""
+
+import re
+import shutil
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+import requests
+
+from conftest import start_gateway, start_model_server, wait_until
+from training.dataset import load_imdb
+from training.preprocessing import Tokenizer, TokenizerContract
+
+POSITIVE = "A wonderful, brilliant film. The acting was excellent and the story beautiful. Loved it, a great movie."
+NEGATIVE = "Awful, boring and stupid. The worst movie ever, a waste of time. Terrible acting, bad plot."
+
+
+def post(gateway, body=None, **kwargs):
+    return requests.post(f"{gateway.url}/v1/sentiment", json=body, timeout=15, **kwargs)
+
+
+def test_single_and_batch_predictions_for_both_models(gateway):
+    for model in ("lstm", "simple_rnn"):
+        response = post(gateway, {"texts": [POSITIVE, NEGATIVE], "model": model})
+        assert response.status_code == 200, response.text
+        positive, negative = response.json()["predictions"]
+        assert positive["positive_probability"] > negative["positive_probability"]
+        assert positive["model_name"] == f"imdb_{model}" and positive["model_version"] == 1
+        assert positive["label"] == ("positive" if positive["positive_probability"] >= 0.5 else "negative")
+        assert positive["num_tokens"] == len(re.findall(r"\w+", POSITIVE))
+    single = post(gateway, {"text": POSITIVE}).json()["predictions"]
+    assert len(single) == 1 and single[0]["model_name"] == "imdb_lstm"
+
+
+def test_truncation_and_out_of_vocabulary_are_reported(gateway):
+    (prediction,) = post(gateway, {"text": "film " * 700 + "qwzxv"}).json()["predictions"]
+    assert prediction["truncated"] and prediction["num_tokens"] == 701
+    assert prediction["num_out_of_vocabulary"] == 1
+
+
+def test_version_selection(gateway):
+    assert post(gateway, {"text": POSITIVE, "version": 1}).json()["predictions"][0]["model_version"] == 1
+    missing = post(gateway, {"text": POSITIVE, "version": 42})
+    assert missing.status_code == 404 and "42" in missing.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, status, fragment",
+    [
+        ({"data": "{not json", "headers": {"Content-Type": "application/json"}}, 400, "not valid JSON"),
+        ({"data": "text=hi", "headers": {"Content-Type": "text/plain"}}, 415, "application/json"),
+        ({"json": {}}, 400, "exactly one of 'text'"),
+        ({"json": {"text": "a", "texts": ["b"]}}, 400, "exactly one of"),
+        ({"json": {"text": 5}}, 400, "'text' must be a string"),
+        ({"json": {"text": None}}, 400, "'text' must be a string"),
+        ({"json": {"text": "   \n"}}, 400, "whitespace"),
+        ({"json": {"texts": []}}, 400, "at least one text"),
+        ({"json": {"texts": "abc"}}, 400, "must be a list"),
+        ({"json": {"texts": ["ok", 3]}}, 400, "texts[1] must be a string"),
+        ({"json": {"texts": ["x"] * 65}}, 413, "at most 64"),
+        ({"json": {"text": "a" * 20_001}}, 413, "20000"),
+        ({"data": "[" + '"x",' * 400_000 + '"x"]', "headers": {"Content-Type": "application/json"}}, 413, "bytes"),
+        ({"json": ["text"]}, 400, "JSON object"),
+        ({"json": {"text": "a", "extra": 1}}, 400, "extra"),
+        ({"json": {"text": "a", "model": "gru"}}, 404, "gru"),
+        ({"json": {"text": "a", "version": "1"}}, 400, "'version'"),
+        ({"json": {"text": "a", "version": 0}}, 400, "positive integer"),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx(gateway, kwargs, status, fragment):
+    response = requests.post(f"{gateway.url}/v1/sentiment", timeout=15, **kwargs)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] and fragment in error["message"]
+
+
+def test_unknown_route_and_method(gateway):
+    missing = requests.get(f"{gateway.url}/v2/nothing", timeout=5)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    wrong = requests.get(f"{gateway.url}/v1/sentiment", timeout=5)
+    assert wrong.status_code == 405 and "GET" in wrong.json()["error"]["message"]
+
+
+def test_models_health_and_openapi(gateway):
+    models = requests.get(f"{gateway.url}/v1/models", timeout=5).json()["models"]
+    assert {m["model"]: m["versions"] for m in models}["lstm"] == [{"version": 1, "state": "AVAILABLE"}]
+    assert requests.get(f"{gateway.url}/healthz", timeout=5).json() == {"status": "ok"}
+    assert requests.get(f"{gateway.url}/readyz", timeout=5).json()["ready"] is True
+    document = requests.get(f"{gateway.url}/openapi.yaml", timeout=5)
+    assert document.ok and "/v1/sentiment" in document.text
+
+
+def metric(text, name, **labels):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_move_with_requests(gateway):
+    def scrape():
+        return requests.get(f"{gateway.url}/metrics", timeout=5).text
+
+    before = scrape()
+    post(gateway, {"texts": [POSITIVE, "word " * 600], "model": "simple_rnn"})
+    post(gateway, {"text": ""})
+    after = scrape()
+    ok = dict(transport="http", route="/v1/sentiment", model="simple_rnn", code="200")
+    assert metric(after, "sentiment_requests_total", **ok) == metric(before, "sentiment_requests_total", **ok) + 1
+    bad = dict(route="/v1/sentiment", code="400")
+    assert metric(after, "sentiment_requests_total", **bad) == metric(before, "sentiment_requests_total", **bad) + 1
+    for name, labels, delta in [
+        ("sentiment_request_texts_sum", {"transport": "http"}, 2),
+        ("sentiment_text_tokens_count", {}, 2),
+        ("sentiment_truncated_texts_total", {"model": "simple_rnn"}, 1),
+        ("sentiment_model_call_duration_seconds_count", {"model": "simple_rnn"}, 1),
+        ("sentiment_text_out_of_vocabulary_ratio_count", {}, 2),
+    ]:
+        assert metric(after, name, **labels) == metric(before, name, **labels) + delta, name
+    predictions = sum(metric(after, "sentiment_predictions_total", model="simple_rnn", label=l) for l in ("positive", "negative"))
+    assert predictions == sum(metric(before, "sentiment_predictions_total", model="simple_rnn", label=l) for l in ("positive", "negative")) + 2
+    assert metric(after, "sentiment_in_flight_requests", transport="http") >= 1  # the scrape itself
+
+
+def test_promtool_finds_no_problem_in_metrics(gateway):
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is installed by `make test` (Debian package prometheus)"
+    post(gateway, {"text": POSITIVE})
+    text = requests.get(f"{gateway.url}/metrics", timeout=5).text
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "" and result.stderr.strip() == "", result
+
+
+def test_http_probabilities_equal_the_keras_model(gateway, models_dir, shared_tarball):
+    texts = load_imdb(shared_tarball).test.sample(200, seed=11).texts
+    served = []
+    for start in range(0, len(texts), 50):
+        response = post(gateway, {"texts": texts[start:start + 50], "model": "lstm"})
+        served += [p["positive_probability"] for p in response.json()["predictions"]]
+    model = keras.models.load_model(models_dir / "reports" / "imdb_lstm" / "1" / "model.keras")
+    tokenizer = Tokenizer(TokenizerContract.read(models_dir / "imdb_lstm" / "1"))
+    expected = model.predict(tokenizer.encode_batch(texts)[0], verbose=0)[:, 0]
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+def test_model_server_down_and_back(models_dir, tmp_path):
+    server = start_model_server(models_dir, tmp_path)
+    gateway = start_gateway(server.address, models_dir, tmp_path, GATEWAY_RPC_TIMEOUT_SECONDS="2")
+    try:
+        wait_until(lambda: requests.get(f"{gateway.url}/readyz", timeout=3).ok, 30, "ready")
+        assert server.process.stop() == 0
+        down = post(gateway, {"text": POSITIVE})
+        assert down.status_code == 503 and down.json()["error"]["code"] == "model_server_unavailable"
+        assert down.headers["Retry-After"] == "1"
+        readiness = requests.get(f"{gateway.url}/readyz", timeout=5)
+        assert readiness.status_code == 503 and readiness.json()["ready"] is False
+        assert requests.get(f"{gateway.url}/healthz", timeout=5).ok
+
+        start_model_server(models_dir, tmp_path, grpc_port=server.grpc_port, rest_port=server.rest_port)
+        wait_until(lambda: requests.get(f"{gateway.url}/readyz", timeout=3).ok, 30, "ready again")
+        assert post(gateway, {"text": POSITIVE}).status_code == 200
+        metrics = requests.get(f"{gateway.url}/metrics", timeout=5).text
+        assert metric(metrics, "sentiment_model_server_errors_total", grpc_code="UNAVAILABLE") >= 1
+    finally:
+        gateway.process.stop()
+        subprocess.run(["pkill", "-f", f"--port {server.grpc_port}"], check=False)
+
+
+def test_gateway_workers_do_not_load_the_tensorflow_runtime(gateway):
+    post(gateway, {"text": POSITIVE})  # the request path (stubs, contract, tokenizer) is now imported
+    workers = subprocess.run(["pgrep", "-P", str(gateway.process.popen.pid)], capture_output=True, text=True)
+    pids = [gateway.process.popen.pid, *map(int, workers.stdout.split())]
+    assert len(pids) == 3  # master + 2 workers
+    for pid in pids:
+        with open(f"/proc/{pid}/maps") as maps:
+            assert "libtensorflow" not in maps.read(), f"process {pid} loaded the TensorFlow runtime"

@@ -1,0 +1,151 @@
+"""The local model server through TF Serving's own gRPC stubs and REST API."""
+
+import shutil
+
+import grpc
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+
+from conftest import MODELS_CONFIG, start_model_server, wait_until
+from serving.model_server.config import ConfigError, load_batching_parameters, load_model_config
+from serving.tfs_apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+
+@pytest.fixture(scope="module")
+def stubs(model_server):
+    channel = grpc.insecure_channel(model_server.address)
+    yield prediction_service_pb2_grpc.PredictionServiceStub(channel), model_service_pb2_grpc.ModelServiceStub(channel)
+    channel.close()
+
+
+def predict_request(name="imdb_lstm", tokens=None, **spec):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    for key, value in spec.items():
+        if key == "version":
+            request.model_spec.version.value = value
+        else:
+            setattr(request.model_spec, key, value)
+    tokens = np.ones((2, 500), np.int32) if tokens is None else tokens
+    request.inputs["tokens"].CopyFrom(tf.make_tensor_proto(tokens))
+    return request
+
+
+def test_predict_returns_probabilities_and_the_served_version(stubs):
+    response = stubs[0].Predict(predict_request(), timeout=10)
+    values = tf.make_ndarray(response.outputs["positive_probability"])
+    assert values.shape == (2, 1) and values.dtype == np.float32 and np.all((0 <= values) & (values <= 1))
+    assert (response.model_spec.name, response.model_spec.version.value) == ("imdb_lstm", 1)
+    assert response.model_spec.signature_name == "serving_default"
+
+
+@pytest.mark.parametrize(
+    "request_kwargs, code, message",
+    [
+        ({"name": "nope"}, grpc.StatusCode.NOT_FOUND, "nope"),
+        ({"version": 99}, grpc.StatusCode.NOT_FOUND, "99"),
+        ({"version_label": "canary"}, grpc.StatusCode.NOT_FOUND, "canary"),
+        ({"signature_name": "other"}, grpc.StatusCode.INVALID_ARGUMENT, "other"),
+        ({"tokens": np.ones((2, 400), np.int32)}, grpc.StatusCode.INVALID_ARGUMENT, "shape [2, 400]"),
+        ({"tokens": np.ones((2, 500), np.float32)}, grpc.StatusCode.INVALID_ARGUMENT, "dtype float"),
+    ],
+)
+def test_predict_errors_follow_tf_serving(stubs, request_kwargs, code, message):
+    with pytest.raises(grpc.RpcError) as error:
+        stubs[0].Predict(predict_request(**request_kwargs), timeout=10)
+    assert error.value.code() == code and message in error.value.details()
+
+
+def test_unknown_input_name_and_output_filter(stubs):
+    request = predict_request()
+    request.inputs["text"].CopyFrom(request.inputs["tokens"])
+    with pytest.raises(grpc.RpcError) as error:
+        stubs[0].Predict(request, timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "text" in error.value.details()
+    request = predict_request()
+    request.output_filter.append("logits")
+    with pytest.raises(grpc.RpcError) as error:
+        stubs[0].Predict(request, timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "logits" in error.value.details()
+
+
+def test_metadata_and_status(stubs):
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = "imdb_simple_rnn"
+    response = stubs[0].GetModelMetadata(request, timeout=10)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signatures)
+    signature = signatures.signature_def["serving_default"]
+    assert list(signature.inputs) == ["tokens"] and list(signature.outputs) == ["positive_probability"]
+    assert [d.size for d in signature.inputs["tokens"].tensor_shape.dim] == [-1, 500]
+
+    status_request = get_model_status_pb2.GetModelStatusRequest()
+    status_request.model_spec.name = "imdb_lstm"
+    (status,) = stubs[1].GetModelStatus(status_request, timeout=10).model_version_status
+    assert status.version == 1 and status.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+
+
+def test_rest_api_like_tf_serving(model_server):
+    status = requests.get(f"{model_server.rest}/v1/models/imdb_lstm", timeout=5).json()
+    assert status["model_version_status"][0]["state"] == "AVAILABLE"
+    rows = [[0] * 499 + [1], [1] * 500]
+    predictions = requests.post(
+        f"{model_server.rest}/v1/models/imdb_lstm/versions/1:predict", json={"instances": rows}, timeout=10
+    ).json()["predictions"]
+    columnar = requests.post(
+        f"{model_server.rest}/v1/models/imdb_lstm:predict", json={"inputs": {"tokens": rows}}, timeout=10
+    ).json()["outputs"]
+    assert len(predictions) == 2 and np.allclose(predictions, columnar)
+    missing = requests.post(f"{model_server.rest}/v1/models/nope:predict", json={"instances": rows}, timeout=5)
+    assert missing.status_code == 404 and "nope" in missing.json()["error"]
+    metrics = requests.get(f"{model_server.rest}/monitoring/prometheus/metrics", timeout=5).text
+    assert ":tensorflow:serving:batching_session:processed_batch_size_count" in metrics
+
+
+def test_new_version_is_loaded_and_broken_one_refused(models_dir, tmp_path):
+    served = tmp_path / "models"
+    for name in ("imdb_lstm", "imdb_simple_rnn"):
+        shutil.copytree(models_dir / name / "1", served / name / "1")
+    server = start_model_server(served, tmp_path)
+    try:
+        status_url = f"{server.rest}/v1/models/imdb_lstm"
+        # A broken version 2 (no variables) is refused; version 1 keeps serving.
+        broken = served / "imdb_lstm" / "2"
+        broken.mkdir()
+        (broken / "saved_model.pb").write_bytes(b"corrupt")
+        wait_until(lambda: any(s["version"] == "2" and s["state"] == "END"
+                               for s in requests.get(status_url, timeout=2).json()["model_version_status"]),
+                   30, "broken version reported")
+        ok = requests.post(f"{status_url}:predict", json={"instances": [[1] * 500]}, timeout=5)
+        assert ok.status_code == 200
+        # A good version 3 replaces version 1.
+        shutil.copytree(models_dir / "imdb_lstm" / "1", served / "imdb_lstm" / "3")
+        wait_until(lambda: requests.get(f"{status_url}/versions/3", timeout=2).ok, 60, "version 3")
+        wait_until(lambda: requests.get(f"{status_url}/versions/1", timeout=2).status_code == 404
+                   or requests.get(f"{status_url}/versions/1", timeout=2).json()["model_version_status"][0]["state"] == "END",
+                   30, "version 1 unloaded")
+        assert server.process.stop() == 0
+    finally:
+        server.process.stop()
+
+
+def test_config_files_parse_with_tf_serving_schemas(tmp_path):
+    models = load_model_config(MODELS_CONFIG)
+    assert [m.name for m in models] == ["imdb_lstm", "imdb_simple_rnn"]
+    options = load_batching_parameters(MODELS_CONFIG.parent / "batching_parameters.txt")
+    assert options.allowed_batch_sizes[-1] == options.max_batch_size
+    bad = tmp_path / "bad.config"
+    bad.write_text("model_config_list { config { nme: 'x' } }")
+    with pytest.raises(ConfigError, match="bad.config"):
+        load_model_config(bad)
+    bad.write_text("max_batch_size { value: 8 }\nallowed_batch_sizes: 4\n")
+    with pytest.raises(ConfigError, match="allowed_batch_sizes"):
+        load_batching_parameters(bad)
