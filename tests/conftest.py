@@ -72,9 +72,15 @@ class Process:
     log: Path
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        """Signal the process and wait; a process that outlives ``timeout`` is killed and reported."""
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
-        return self.popen.wait(timeout)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise
 
 
 @dataclass
@@ -166,3 +172,60 @@ def gateway(model_server, models_dir, tmp_path_factory) -> Iterator[Gateway]:
     wait_until(lambda: requests.get(f"{gw.url}/readyz", timeout=2).ok, 30, "gateway readiness")
     yield gw
     gw.process.stop()
+
+
+@dataclass
+class GrpcGateway:
+    process: Process
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def start_grpc_gateway(
+    model_server_address: str, models_dir: Path, metrics_dir: Path, log_dir: Path, **env: str
+) -> GrpcGateway:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    port = free_port()
+    environ = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "GATEWAY_MODEL_SERVER": model_server_address,
+        "GATEWAY_MODELS_DIR": str(models_dir),
+        "GATEWAY_GRPC_PORT": str(port),
+        "GATEWAY_STATUS_CACHE_SECONDS": "0.2",
+        "GATEWAY_HEALTH_CHECK_SECONDS": "0.2",
+        **env,
+    }
+    log = log_dir / f"grpc_gateway_{port}.log"
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "serving.gateway.grpc_server"],
+        cwd=ROOT, env=environ, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = health_pb2_grpc.HealthStub(channel)
+
+    def serving() -> bool:
+        try:
+            status = stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+        except grpc.RpcError:
+            return False
+        return status == health_pb2.HealthCheckResponse.SERVING
+
+    try:
+        wait_until(serving, 30, f"gRPC gateway (log {log})")
+    finally:
+        channel.close()
+    return GrpcGateway(Process(popen, log), port)
+
+
+@pytest.fixture(scope="session")
+def grpc_gateway(gateway, model_server, models_dir) -> Iterator[GrpcGateway]:
+    # Shares the HTTP gateway's metrics directory: one /metrics shows both transports.
+    server = start_grpc_gateway(model_server.address, models_dir, gateway.metrics_dir, gateway.metrics_dir.parent)
+    yield server
+    server.process.stop()

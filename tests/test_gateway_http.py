@@ -160,14 +160,14 @@ def test_model_server_down_and_back(models_dir, tmp_path):
         assert readiness.status_code == 503 and readiness.json()["ready"] is False
         assert requests.get(f"{gateway.url}/healthz", timeout=5).ok
 
-        start_model_server(models_dir, tmp_path, grpc_port=server.grpc_port, rest_port=server.rest_port)
+        server = start_model_server(models_dir, tmp_path, grpc_port=server.grpc_port, rest_port=server.rest_port)
         wait_until(lambda: requests.get(f"{gateway.url}/readyz", timeout=3).ok, 30, "ready again")
         assert post(gateway, {"text": POSITIVE}).status_code == 200
         metrics = requests.get(f"{gateway.url}/metrics", timeout=5).text
         assert metric(metrics, "sentiment_model_server_errors_total", grpc_code="UNAVAILABLE") >= 1
     finally:
         gateway.process.stop()
-        subprocess.run(["pkill", "-f", f"--port {server.grpc_port}"], check=False)
+        server.process.stop()
 
 
 def test_gateway_workers_do_not_load_the_tensorflow_runtime(gateway):

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 MODELS_DIR=${MODELS_DIR:-models}
 HTTP_PORT=${HTTP_PORT:-8000}
+GRPC_PORT=${GRPC_PORT:-8600}
 MODEL_SERVER_PORT=${MODEL_SERVER_PORT:-8500}
 MODEL_SERVER_REST_PORT=${MODEL_SERVER_REST_PORT:-8501}
 RUN_DIR=${RUN_DIR:-.run}
@@ -32,10 +33,19 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 
+PROMETHEUS_MULTIPROC_DIR="$RUN_DIR/metrics" \
+GATEWAY_MODEL_SERVER="127.0.0.1:$MODEL_SERVER_PORT" \
+GATEWAY_MODELS_DIR="$MODELS_DIR" \
+GATEWAY_GRPC_PORT="$GRPC_PORT" \
+  "$PY" -m serving.gateway.grpc_server >"$RUN_DIR/grpc_gateway.log" 2>&1 &
+GRPC_PID=$!
+trap 'kill -TERM $GRPC_PID $MODEL_SERVER_PID 2>/dev/null; wait $GRPC_PID $MODEL_SERVER_PID 2>/dev/null' EXIT
+
 cat <<MSG
 sentiment service on http://127.0.0.1:$HTTP_PORT
   curl -s http://127.0.0.1:$HTTP_PORT/v1/sentiment -H 'Content-Type: application/json' -d '{"text": "A wonderful film."}'
   API: http://127.0.0.1:$HTTP_PORT/openapi.yaml   metrics: /metrics   readiness: /readyz
+  gRPC API: 127.0.0.1:$GRPC_PORT   e.g. .venv/bin/python -m serving.client predict "A wonderful film."
   model server: gRPC 127.0.0.1:$MODEL_SERVER_PORT, REST http://127.0.0.1:$MODEL_SERVER_REST_PORT
 MSG
 

@@ -29,9 +29,12 @@ class Settings:
     max_texts: int = 64  # texts per request
     max_text_chars: int = 20_000  # characters per text
     max_body_bytes: int = 1_048_576  # HTTP request body
-    grpc_port: int = 8600  # the gateway's own gRPC API
-    grpc_max_message_bytes: int = 4_194_304
+    grpc_host: str = "127.0.0.1"  # the gateway's own gRPC API
+    grpc_port: int = 8600
+    grpc_max_message_bytes: int = 4_194_304  # larger requests get RESOURCE_EXHAUSTED
     grpc_max_workers: int = 16
+    grpc_shutdown_grace_seconds: float = 10.0
+    health_check_seconds: float = 1.0  # how often gRPC health follows readiness
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -127,9 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     log.info("shutting down: refusing new requests, finishing those in flight")
     if rest_server:
         threading.Thread(target=rest_server.shutdown, daemon=True).start()
-    grpc_server.stop(args.shutdown_grace_seconds).wait()
-    manager.close()
-    return 0
+    grpc_server.stop(args.shutdown_grace_seconds).wait(args.shutdown_grace_seconds + 1)
+    closing = threading.Thread(target=manager.close, daemon=True)
+    closing.start()
+    closing.join(args.shutdown_grace_seconds)
+    log.info("stopped")
+    logging.shutdown()
+    # Exit now even if a stuck client connection still holds a worker thread: the
+    # shutdown time stays bounded by the grace period.
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,44 @@
+"""Python client of the gateway's gRPC API.
+
+    from serving.client import SentimentClient
+
+    with SentimentClient("127.0.0.1:8600") as client:
+        for p in client.predict(["A wonderful film."], model="lstm"):
+            print(p.label, p.positive_probability)
+"""
+
+from __future__ import annotations
+
+import grpc
+
+from sentiment.v1 import sentiment_pb2, sentiment_pb2_grpc
+
+Prediction = sentiment_pb2.Prediction
+
+
+class SentimentClient:
+    def __init__(self, target: str = "127.0.0.1:8600", timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(target)
+        self._stub = sentiment_pb2_grpc.SentimentServiceStub(self._channel)
+
+    def predict(
+        self, texts: str | list[str], model: str = "", version: int = 0, timeout: float | None = None
+    ) -> list[sentiment_pb2.Prediction]:
+        """One prediction per text; raises ``grpc.RpcError`` with the service's status code."""
+        request = sentiment_pb2.PredictRequest(
+            texts=[texts] if isinstance(texts, str) else list(texts), model=model, version=version
+        )
+        return list(self._stub.Predict(request, timeout=timeout or self.timeout).predictions)
+
+    def list_models(self, timeout: float | None = None) -> list[sentiment_pb2.Model]:
+        return list(self._stub.ListModels(sentiment_pb2.ListModelsRequest(), timeout=timeout or self.timeout).models)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> SentimentClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,138 @@
+"""The gateway's own gRPC API (``sentiment.v1.SentimentService``), beside the HTTP API.
+
+    python -m serving.gateway.grpc_server     # port from GATEWAY_GRPC_PORT (8600)
+
+Same core as HTTP (validation, tokenization, model calls, metrics). Also serves the
+standard health service (``grpc.health.v1``; SERVING exactly when the gateway is
+ready) and server reflection. Requests larger than ``GATEWAY_GRPC_MAX_MESSAGE_BYTES``
+are refused by gRPC with RESOURCE_EXHAUSTED.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sentiment.v1 import sentiment_pb2, sentiment_pb2_grpc
+from serving.gateway import metrics
+from serving.gateway.core import SentimentService
+from serving.gateway.errors import GatewayError, ModelServerTimeout
+from serving.gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = sentiment_pb2.DESCRIPTOR.services_by_name["SentimentService"].full_name
+# A call needs at least this much of the client's deadline left to be worth starting.
+MIN_USEFUL_SECONDS = 0.005
+
+
+class SentimentServicer(sentiment_pb2_grpc.SentimentServiceServicer):
+    def __init__(self, service: SentimentService) -> None:
+        self._service = service
+
+    def _observe(self, method: str, model: str, context: grpc.ServicerContext, call):
+        route = f"/{SERVICE_NAME}/{method}"
+        started = time.perf_counter()
+        metrics.IN_FLIGHT.labels("grpc").inc()
+        code = grpc.StatusCode.OK
+        try:
+            return call()
+        except GatewayError as error:
+            code = error.grpc_code
+            context.abort(code, error.message)
+        finally:
+            metrics.IN_FLIGHT.labels("grpc").dec()
+            metrics.REQUESTS.labels("grpc", route, model, code.name).inc()
+            metrics.REQUEST_DURATION.labels("grpc", route).observe(time.perf_counter() - started)
+
+    def Predict(self, request, context):  # noqa: N802 (gRPC method name)
+        model = request.model or self._service.settings.default_model
+
+        def call():
+            remaining = context.time_remaining()
+            timeout = self._service.settings.rpc_timeout_seconds
+            if remaining is not None:
+                if remaining < MIN_USEFUL_SECONDS:
+                    raise ModelServerTimeout("the client's deadline left no time for the model call")
+                timeout = min(timeout, remaining)
+            predictions = self._service.predict(
+                list(request.texts), request.model or None, request.version or None,
+                transport="grpc", timeout=timeout,
+            )
+            return sentiment_pb2.PredictResponse(
+                predictions=[sentiment_pb2.Prediction(**p.to_json()) for p in predictions]
+            )
+
+        return self._observe("Predict", model, context, call)
+
+    def ListModels(self, request, context):  # noqa: N802
+        def call():
+            return sentiment_pb2.ListModelsResponse(models=[
+                sentiment_pb2.Model(
+                    model=m.model, model_name=m.model_name,
+                    versions=[sentiment_pb2.ModelVersion(version=v, state=s) for v, s in m.versions.items()],
+                )
+                for m in self._service.list_models()
+            ])
+
+        return self._observe("ListModels", "", context, call)
+
+
+def follow_readiness(
+    service: SentimentService, health_servicer: health.HealthServicer, stop: threading.Event, period: float
+) -> None:
+    """Keep the health status equal to the gateway's readiness."""
+    while True:
+        ready, _ = service.ready()
+        status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            health_servicer.set(name, status)
+        if stop.wait(period):
+            return
+
+
+def build_server(settings: Settings, service: SentimentService) -> tuple[grpc.Server, health.HealthServicer, int]:
+    size = settings.grpc_max_message_bytes
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.grpc_max_workers),
+        options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)],
+    )
+    sentiment_pb2_grpc.add_SentimentServiceServicer_to_server(SentimentServicer(service), server)
+    health_servicer = health.HealthServicer()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    return server, health_servicer, port
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    service = SentimentService(settings)
+    server, health_servicer, port = build_server(settings, service)
+    server.start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(
+        target=follow_readiness, args=(service, health_servicer, stop, settings.health_check_seconds), daemon=True
+    ).start()
+    log.info("gRPC API on %s:%d (model server %s)", settings.grpc_host, port, settings.model_server)
+    stop.wait()
+    log.info("shutting down: refusing new calls, finishing those in flight")
+    health_servicer.enter_graceful_shutdown()
+    server.stop(settings.grpc_shutdown_grace_seconds).wait()
+
+
+if __name__ == "__main__":
+    main()
