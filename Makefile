@@ -8,7 +8,7 @@ HTTP_PORT   ?= 8000
 # Small-but-real models for `make run` when none are exported (about 3 minutes on 2 cores).
 RUN_TRAIN_ARGS ?= --train-limit 8000 --test-limit 2000 --epochs 4 --batch-size 64
 
-.PHONY: install system-deps models run test protos clean
+.PHONY: install system-deps tools models run test protos clean
 
 install: $(VENV)/.installed
 
@@ -18,11 +18,18 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
 	touch $@
 
-# promtool (Debian package prometheus) validates metrics and configs in the tests.
+# Debian: prometheus (server + promtool) for the metrics and config tests, npm for dclint.
 system-deps:
-	@command -v promtool >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v npm >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends prometheus; }
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends prometheus npm; }
+
+# dclint validates docker-compose.yml against the Compose specification, offline.
+tools: .tools/node_modules/.bin/dclint
+
+.tools/node_modules/.bin/dclint:
+	mkdir -p .tools
+	cd .tools && npm install --no-save --no-audit --no-fund dclint@3.1.0
 
 models: install
 	@if ls $(MODELS_DIR)/imdb_lstm/[0-9]* >/dev/null 2>&1 && ls $(MODELS_DIR)/imdb_simple_rnn/[0-9]* >/dev/null 2>&1; then \
@@ -34,7 +41,7 @@ models: install
 run: models
 	MODELS_DIR=$(MODELS_DIR) HTTP_PORT=$(HTTP_PORT) PY=$(PY) bash deploy/local/run.sh
 
-test: install system-deps
+test: install system-deps tools
 	$(PY) -m pytest
 
 protos: install

@@ -1,0 +1,149 @@
+"""Deployment files, validated offline by the real parsers: TF Serving's protobuf
+schemas, the Compose specification (dclint), promtool, hadolint, and a real
+Prometheus server scraping a running gateway."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from conftest import BATCHING_FILE, MODELS_CONFIG, MONITORING_FILE, ROOT, free_port, wait_until
+from serving.model_server.config import load_batching_parameters, load_model_config, load_monitoring_config
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+DCLINT = ROOT / ".tools" / "node_modules" / ".bin" / "dclint"
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name) or str(Path(ROOT / ".venv" / "bin" / name))
+    assert Path(path).exists(), f"{name} is installed by `make test`"
+    return path
+
+
+def flag(service: str, name: str) -> str:
+    (value,) = [arg.split("=", 1)[1] for arg in SERVICES[service]["command"] if arg.startswith(f"--{name}=")]
+    return value
+
+
+def container_path(service: str, host_path: Path) -> Path:
+    """Where a file of the repository appears inside ``service``, via its bind mounts."""
+    for mount in SERVICES[service]["volumes"]:
+        source, target, *_ = mount.split(":")
+        if source.startswith("./") and host_path.is_relative_to(ROOT / source):
+            return Path(target) / host_path.relative_to(ROOT / source)
+    raise AssertionError(f"{host_path} is not mounted into {service}")
+
+
+def test_tf_serving_configs_parse_and_match_the_compose_mounts():
+    models = load_model_config(MODELS_CONFIG)
+    assert {m.name for m in models} == {"imdb_lstm", "imdb_simple_rnn"}
+    model_mounts = [v for v in SERVICES["tfserving"]["volumes"] if v.startswith("models:")]
+    assert model_mounts == ["models:/models:ro"]
+    for model in models:
+        assert model.base_path == f"/models/{model.name}"
+    assert container_path("tfserving", MODELS_CONFIG) == Path(flag("tfserving", "model_config_file"))
+    assert container_path("tfserving", BATCHING_FILE) == Path(flag("tfserving", "batching_parameters_file"))
+    assert container_path("tfserving", MONITORING_FILE) == Path(flag("tfserving", "monitoring_config_file"))
+    assert flag("tfserving", "enable_batching") == "true"
+    monitoring = load_monitoring_config(MONITORING_FILE).prometheus_config
+    assert monitoring.enable and monitoring.path == "/monitoring/prometheus/metrics"
+    batching = load_batching_parameters(BATCHING_FILE)
+    assert batching.max_batch_size >= 64 and batching.max_enqueued_batches >= 1
+
+
+def test_compose_wiring():
+    assert SERVICES["tfserving"]["image"].startswith("tensorflow/serving:2.")  # pinned tag
+    assert "ports" not in SERVICES["tfserving"]  # internal network only
+    assert SERVICES["tfserving"]["depends_on"]["trainer"]["condition"] == "service_completed_successfully"
+    assert SERVICES["gateway"]["depends_on"]["tfserving"]["condition"] == "service_healthy"
+    assert "/v1/models/" in " ".join(SERVICES["tfserving"]["healthcheck"]["test"])
+    assert "/readyz" in " ".join(SERVICES["gateway"]["healthcheck"]["test"])
+    assert SERVICES["gateway"]["environment"]["GATEWAY_MODEL_SERVER"] == "tfserving:8500"
+    assert "models:/models:ro" in SERVICES["gateway"]["volumes"]
+    assert SERVICES["gateway"]["ports"] == ["8000:8000", "8600:8600"]
+    for name in ("prometheus", "grafana"):
+        assert all(port.startswith("127.0.0.1:") for port in SERVICES[name]["ports"])
+    for name, service in SERVICES.items():
+        user = service.get("user", "")
+        assert user and not user.startswith(("0:", "root")), f"{name} must run as non-root"
+    trainer = SERVICES["trainer"]
+    assert trainer["build"]["dockerfile"] == "deploy/trainer.Dockerfile"
+    assert "models:/models" in trainer["volumes"]
+
+
+def test_compose_file_follows_the_compose_specification(tmp_path):
+    assert DCLINT.exists(), "dclint is installed by `make test` (npm)"
+    ok = subprocess.run([str(DCLINT), "docker-compose.yml"], cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0 and "error" not in ok.stdout, ok.stdout
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text("services:\n  gateway:\n    image: 5\n    restart: sometimes\n")
+    bad = subprocess.run([str(DCLINT), str(broken)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "invalid-schema" in bad.stdout
+
+
+def test_prometheus_config_and_rules_pass_promtool():
+    promtool = tool("promtool")
+    config = subprocess.run([promtool, "check", "config", "deploy/prometheus/prometheus.yml"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert config.returncode == 0, config.stdout + config.stderr
+    rules = subprocess.run([promtool, "check", "rules", "deploy/prometheus/alerts.yml"],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert rules.returncode == 0 and "SUCCESS" in rules.stdout, rules.stdout + rules.stderr
+
+
+@pytest.mark.parametrize("dockerfile", ["deploy/trainer.Dockerfile", "deploy/gateway.Dockerfile"])
+def test_dockerfiles_pass_hadolint(dockerfile):
+    result = subprocess.run([tool("hadolint"), dockerfile], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = (ROOT / dockerfile).read_text()
+    assert "USER 10001:10001" in text
+
+
+def test_grafana_provisioning_points_at_prometheus():
+    datasource = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    import json
+
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/sentiment.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for metric in ("sentiment_requests_total", "sentiment_request_duration_seconds_bucket",
+                   "processed_batch_size", "sentiment_predictions_total"):
+        assert metric in exprs
+
+
+def test_real_prometheus_scrapes_the_gateway(gateway, model_server, tmp_path):
+    requests.post(f"{gateway.url}/v1/sentiment", json={"text": "A fine film"}, timeout=10)
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = "1s"
+    config["rule_files"] = [str(ROOT / "deploy/prometheus/alerts.yml")]
+    local = {"gateway": f"127.0.0.1:{gateway.port}", "tfserving": f"127.0.0.1:{model_server.rest_port}"}
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": [local[job["job_name"]]]}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    process = subprocess.Popen(
+        [tool("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
+         f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=(tmp_path / "prometheus.log").open("wb"), stderr=subprocess.STDOUT,
+    )
+    api = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        def targets_up():
+            targets = requests.get(f"{api}/targets", timeout=2).json()["data"]["activeTargets"]
+            return {t["labels"]["job"] for t in targets if t["health"] == "up"} == {"gateway", "tfserving"}
+
+        wait_until(targets_up, 60, "Prometheus targets up")
+
+        def queried():
+            result = requests.get(f"{api}/query", params={"query": 'sentiment_requests_total{route="/v1/sentiment"}'},
+                                  timeout=2).json()["data"]["result"]
+            return result and float(result[0]["value"][1]) >= 1
+
+        wait_until(queried, 30, "gateway metric in Prometheus")
+    finally:
+        process.terminate()
+        process.wait(20)
