@@ -8,7 +8,7 @@ HTTP_PORT   ?= 8000
 # Small-but-real models for `make run` when none are exported (about 3 minutes on 2 cores).
 RUN_TRAIN_ARGS ?= --train-limit 8000 --test-limit 2000 --epochs 4 --batch-size 64
 
-.PHONY: install system-deps tools models run test protos clean
+.PHONY: install system-deps tools models run test bench protos clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,12 @@ run: models
 
 test: install system-deps tools
 	$(PY) -m pytest
+
+# Throughput/latency table (docs/benchmarks.md); needs hey from Debian.
+bench: models
+	@command -v hey >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends hey; }
+	$(PY) -m benchmarks --models-dir $(MODELS_DIR) --data $(DATA)
 
 protos: install
 	$(PY) proto/generate.py

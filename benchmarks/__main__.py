@@ -1,0 +1,286 @@
+"""Benchmark the serving path against the raw model and a naive server.
+
+    python -m benchmarks --models-dir models --duration 8 --out docs/benchmarks.json
+
+Starts the model server (with the batching file of deploy/tfserving), the gateway
+(gunicorn + gRPC server) and the naive Flask server itself, on loopback, and
+prints one table per model. HTTP load comes from `hey`; gRPC load from a bounded
+pool of Python client threads. Every figure comes from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {"lstm": "imdb_lstm", "simple_rnn": "imdb_simple_rnn"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 120) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+def summary(name, model, clients, texts_per_request, seconds, latencies, errors) -> dict:
+    latencies = np.asarray(latencies) * 1000
+    requests_done = len(latencies)
+    return {
+        "scenario": name, "model": model, "clients": clients, "texts_per_request": texts_per_request,
+        "requests_per_s": requests_done / seconds, "reviews_per_s": requests_done * texts_per_request / seconds,
+        "p50_ms": float(np.percentile(latencies, 50)) if requests_done else None,
+        "p90_ms": float(np.percentile(latencies, 90)) if requests_done else None,
+        "p99_ms": float(np.percentile(latencies, 99)) if requests_done else None,
+        "errors": errors,
+    }
+
+
+def run_threads(call, clients: int, duration: float) -> tuple[list[float], int, float]:
+    """Run ``call`` in a closed loop from ``clients`` threads for ``duration`` seconds."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop = time.monotonic() + duration
+
+    def worker():
+        local, failed = [], 0
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            try:
+                call()
+                local.append(time.perf_counter() - started)
+            except Exception:
+                failed += 1
+        with lock:
+            latencies.extend(local)
+            errors[0] += failed
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors[0], time.monotonic() - started
+
+
+def bench_raw(version_dir: Path, model: str, ids: np.ndarray, batch_sizes, duration) -> list[dict]:
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    rows = []
+    for size in batch_sizes:
+        batch = tf.constant(ids[:size])
+        for _ in range(5):
+            signature(tokens=batch)
+        latencies, errors, seconds = run_threads(lambda: signature(tokens=batch), 1, duration)
+        rows.append(summary(f"raw signature, batch {size}", model, 1, size, seconds, latencies, errors))
+    return rows
+
+
+def parse_hey(output: str, texts_per_request: int, name: str, model: str, clients: int) -> dict:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    percentile = {int(p): float(s) * 1000 for p, s in re.findall(r"(\d+)% in ([\d.]+) secs", output)}
+    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d+)\]\s+(\d+) responses", output)}
+    errors = sum(n for c, n in codes.items() if c != 200)
+    if "Error distribution:" in output:  # transport errors: "  [count]\tmessage"
+        errors += sum(int(n) for n in re.findall(r"\[(\d+)\]\t", output.split("Error distribution:")[1]))
+    return {
+        "scenario": name, "model": model, "clients": clients, "texts_per_request": texts_per_request,
+        "requests_per_s": rps, "reviews_per_s": rps * texts_per_request,
+        "p50_ms": percentile.get(50), "p90_ms": percentile.get(90), "p99_ms": percentile.get(99),
+        "errors": errors,
+    }
+
+
+def bench_hey(url: str, body: dict, clients: int, duration: float, name: str, model: str) -> dict:
+    hey = shutil.which("hey")
+    if hey is None:
+        raise SystemExit("hey is not installed: apt-get install hey (or `make bench`)")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(body, handle)
+    # Warm-up, then the measured run.
+    subprocess.run([hey, "-z", "2s", "-c", str(clients), "-m", "POST", "-T", "application/json",
+                    "-D", handle.name, url], capture_output=True, text=True)
+    output = subprocess.run([hey, "-z", f"{duration}s", "-c", str(clients), "-m", "POST",
+                             "-T", "application/json", "-D", handle.name, url],
+                            capture_output=True, text=True).stdout
+    texts = len(body.get("texts", [])) or 1
+    return parse_hey(output, texts, name, model, clients)
+
+
+class Stack:
+    """The model server, gateway (HTTP + gRPC) and naive servers as child processes."""
+
+    def __init__(self, models_dir: Path, log_dir: Path, gunicorn_workers: int) -> None:
+        self.processes: list[subprocess.Popen] = []
+        self.log_dir = log_dir
+        self.ms_port, self.ms_rest = free_port(), free_port()
+        self.http_port, self.grpc_port = free_port(), free_port()
+        self._start("model_server", [
+            "-m", "serving.model_server", "--port", str(self.ms_port), "--rest_api_port", str(self.ms_rest),
+            "--model_config_file", "deploy/tfserving/models.config", "--base_path_map", f"/models={models_dir}",
+            "--enable_batching", "--batching_parameters_file", "deploy/tfserving/batching_parameters.txt",
+        ])
+        for name in MODELS.values():
+            wait_http(f"http://127.0.0.1:{self.ms_rest}/v1/models/{name}")
+        metrics_dir = log_dir / "metrics"
+        metrics_dir.mkdir()
+        env = {
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "GATEWAY_MODEL_SERVER": f"127.0.0.1:{self.ms_port}",
+            "GATEWAY_MODELS_DIR": str(models_dir), "GUNICORN_BIND": f"127.0.0.1:{self.http_port}",
+            "GUNICORN_WORKERS": str(gunicorn_workers), "GATEWAY_GRPC_PORT": str(self.grpc_port),
+        }
+        self._start("gateway", ["-m", "gunicorn", "-c", "serving/gateway/gunicorn_conf.py",
+                                "serving.gateway.wsgi:app"], env)
+        self._start("grpc_gateway", ["-m", "serving.gateway.grpc_server"], env)
+        wait_http(f"http://127.0.0.1:{self.http_port}/readyz")
+
+    def start_naive(self, version_dir: Path) -> int:
+        port = free_port()
+        self._start(f"naive_{port}", ["-m", "benchmarks.naive_server", str(version_dir), str(port)])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return port
+            time.sleep(0.3)
+        raise TimeoutError("naive server")
+
+    def _start(self, name: str, args: list[str], env: dict | None = None) -> None:
+        log = (self.log_dir / f"{name}.log").open("wb")
+        self.processes.append(subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+        ))
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def latest_version(models_dir: Path, name: str) -> Path:
+    versions = sorted((p for p in (models_dir / name).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    if not versions:
+        raise SystemExit(f"no exported version under {models_dir / name}: run `make models` first")
+    return versions[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--models-dir", type=Path, default=Path("models"))
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/aclImdb_v1_labeled.tar.gz")
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per scenario [8]")
+    parser.add_argument("--gunicorn-workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.json"))
+    args = parser.parse_args()
+    models_dir = args.models_dir.resolve()
+
+    from serving.client import SentimentClient
+    from serving.gateway.model_client import ModelServerClient
+    from training.dataset import load_imdb
+    from training.preprocessing import Tokenizer, TokenizerContract
+
+    texts = load_imdb(args.data).test.sample(512, seed=3).texts
+    rows: list[dict] = []
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
+    stack = Stack(models_dir, log_dir, args.gunicorn_workers)
+    try:
+        for model, name in MODELS.items():
+            version_dir = latest_version(models_dir, name)
+            ids, _ = Tokenizer(TokenizerContract.read(version_dir)).encode_batch(texts)
+            print(f"== {model}: raw signature", flush=True)
+            rows += bench_raw(version_dir, model, ids, (1, 8, 64, 256), args.duration)
+
+            print(f"== {model}: model server over gRPC", flush=True)
+            client = ModelServerClient(f"127.0.0.1:{stack.ms_port}", 10)
+            version = int(version_dir.name)
+            for clients, size in ((1, 1), (64, 1), (4, 64)):
+                latencies, errors, seconds = run_threads(
+                    lambda: client.predict(name, version, ids[:size]), clients, args.duration)
+                rows.append(summary("model server gRPC", model, clients, size, seconds, latencies, errors))
+
+            url = f"http://127.0.0.1:{stack.http_port}/v1/sentiment"
+            for clients in (1, 8, 64):
+                print(f"== {model}: gateway HTTP, 1 text, {clients} clients", flush=True)
+                rows.append(bench_hey(url, {"text": texts[0], "model": model}, clients, args.duration,
+                                      "gateway HTTP", model))
+            print(f"== {model}: gateway HTTP, 32 texts", flush=True)
+            rows.append(bench_hey(url, {"texts": texts[:32], "model": model}, 4, args.duration,
+                                  "gateway HTTP", model))
+
+            print(f"== {model}: gateway gRPC", flush=True)
+            with SentimentClient(f"127.0.0.1:{stack.grpc_port}") as sentiment:
+                for clients, size in ((1, 1), (16, 1), (4, 32)):
+                    latencies, errors, seconds = run_threads(
+                        lambda: sentiment.predict(texts[:size], model=model), clients, args.duration)
+                    rows.append(summary("gateway gRPC", model, clients, size, seconds, latencies, errors))
+
+            print(f"== {model}: naive Flask + model.predict", flush=True)
+            port = stack.start_naive(version_dir)
+            rows.append(bench_hey(f"http://127.0.0.1:{port}/predict", {"text": texts[0]}, 16,
+                                  args.duration, "naive Flask + model.predict", model))
+    finally:
+        stack.stop()
+
+    for model in MODELS:
+        raw64 = next(r["reviews_per_s"] for r in rows if r["model"] == model and r["scenario"] == "raw signature, batch 64")
+        for row in rows:
+            if row["model"] == model:
+                row["x_raw_batch64"] = row["reviews_per_s"] / raw64
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"duration_s": args.duration, "rows": rows}, indent=2))
+    print(render(rows))
+    print(f"\nwritten to {args.out} (service logs in {log_dir})")
+
+
+def render(rows: list[dict]) -> str:
+    def ms(value):
+        return "-" if value is None else f"{value:.1f}"
+
+    lines = ["| model | scenario | clients | texts/req | req/s | reviews/s | p50 ms | p90 ms | p99 ms | errors | x raw b64 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['scenario']} | {r['clients']} | {r['texts_per_request']} | {r['requests_per_s']:.0f} "
+            f"| {r['reviews_per_s']:.0f} | {ms(r['p50_ms'])} | {ms(r['p90_ms'])} | {ms(r['p99_ms'])} "
+            f"| {r['errors']} | {r['x_raw_batch64']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
