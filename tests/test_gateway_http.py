@@ -180,3 +180,20 @@ def test_gateway_workers_do_not_load_the_tensorflow_runtime(gateway):
     for pid in pids:
         with open(f"/proc/{pid}/maps") as maps:
             assert "libtensorflow" not in maps.read(), f"process {pid} loaded the TensorFlow runtime"
+
+
+def test_openapi_document_is_valid_and_matches_responses(gateway):
+    import yaml
+    from openapi_schema_validator import OAS30Validator
+    from openapi_spec_validator import validate
+
+    spec = yaml.safe_load(requests.get(f"{gateway.url}/openapi.yaml", timeout=5).text)
+    validate(spec)
+
+    def check(response, schema_name):
+        schema = {**spec["components"]["schemas"][schema_name], "components": spec["components"]}
+        OAS30Validator(schema).validate(response.json())
+
+    check(post(gateway, {"texts": [POSITIVE, NEGATIVE], "model": "simple_rnn"}), "PredictResponse")
+    check(post(gateway, {"text": ""}), "Error")
+    check(requests.get(f"{gateway.url}/v1/models", timeout=5), "ListModelsResponse")
