@@ -197,3 +197,49 @@ def test_openapi_document_is_valid_and_matches_responses(gateway):
     check(post(gateway, {"texts": [POSITIVE, NEGATIVE], "model": "simple_rnn"}), "PredictResponse")
     check(post(gateway, {"text": ""}), "Error")
     check(requests.get(f"{gateway.url}/v1/models", timeout=5), "ListModelsResponse")
+
+
+def test_in_flight_limit_and_graceful_shutdown(models_dir, tmp_path):
+    """With the model server frozen, requests beyond the limit get 429 at once; on SIGTERM
+    the gateway finishes the request in flight, refuses new ones and exits in bounded time."""
+    import signal
+    import threading
+    import time
+
+    server = start_model_server(models_dir, tmp_path)
+    gateway = start_gateway(server.address, models_dir, tmp_path, GATEWAY_MAX_IN_FLIGHT="1",
+                            GUNICORN_WORKERS="1", GATEWAY_RPC_TIMEOUT_SECONDS="10")
+    try:
+        wait_until(lambda: requests.get(f"{gateway.url}/readyz", timeout=3).ok, 30, "ready")
+        assert post(gateway, {"text": POSITIVE}).status_code == 200  # versions cached, channel up
+        server.process.popen.send_signal(signal.SIGSTOP)
+        slow: dict = {}
+        first = threading.Thread(target=lambda: slow.update(response=post(gateway, {"text": POSITIVE})))
+        first.start()
+        time.sleep(1.0)
+        started = time.monotonic()
+        refused = post(gateway, {"text": NEGATIVE})
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+        assert refused.json()["error"]["code"] == "too_many_requests" and time.monotonic() - started < 1
+
+        gateway.process.popen.send_signal(signal.SIGTERM)
+
+        def not_served() -> bool:
+            # gunicorn stops accepting: new connections are refused or left unanswered
+            # until the worker exits; either way no new request is processed.
+            try:
+                requests.get(f"{gateway.url}/healthz", timeout=1)
+            except requests.RequestException:
+                return True
+            return False
+
+        wait_until(not_served, 10, "new requests no longer served")
+        server.process.popen.send_signal(signal.SIGCONT)
+        first.join(15)
+        assert slow["response"].status_code == 200  # the request in flight completed
+        started = time.monotonic()
+        assert gateway.process.popen.wait(20) == 0 and time.monotonic() - started < 20
+    finally:
+        server.process.popen.send_signal(signal.SIGCONT)
+        gateway.process.stop()
+        server.process.stop()

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from serving.gateway import metrics
 from serving.gateway.contracts import ContractStore
-from serving.gateway.errors import GatewayError, InvalidInput, ModelNotFound, PayloadTooLarge
+from serving.gateway.errors import GatewayError, InvalidInput, ModelNotFound, Overloaded, PayloadTooLarge
 from serving.gateway.model_client import ModelServerClient
 from serving.gateway.settings import Settings
 
@@ -83,6 +83,7 @@ class SentimentService:
         )
         self.contracts = ContractStore(settings.models_dir)
         self.versions = AvailableVersions(self.client, settings.status_cache_seconds)
+        self._slots = threading.BoundedSemaphore(settings.max_in_flight)
 
     # -- validation, identical for both transports ------------------------------------------
 
@@ -119,12 +120,20 @@ class SentimentService:
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
             raise InvalidInput(f"'version' must be a positive integer, got {version!r}")
         metrics.TEXTS_PER_REQUEST.labels(transport).observe(len(texts))
+        # Refuse at once rather than queue: a slow model server must not pile up
+        # threads and memory in the gateway.
+        if not self._slots.acquire(blocking=False):
+            raise Overloaded(
+                f"more than {self.settings.max_in_flight} predictions in progress, retry shortly", retry_after=1
+            )
         try:
             return self._predict(texts, public, model_name, version, timeout)
         except GatewayError as error:
             if error.upstream_code:
                 metrics.MODEL_SERVER_ERRORS.labels(error.upstream_code).inc()
             raise
+        finally:
+            self._slots.release()
 
     def _predict(
         self, texts: list[str], public: str, model_name: str, version: int | None,

@@ -30,6 +30,14 @@ class PayloadTooLarge(GatewayError):
     code = "payload_too_large"
 
 
+class Overloaded(GatewayError):
+    """More requests in flight in this process than ``max_in_flight``."""
+
+    http_status = 429
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "too_many_requests"
+
+
 class ModelNotFound(GatewayError):
     http_status = 404
     grpc_code = grpc.StatusCode.NOT_FOUND

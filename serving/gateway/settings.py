@@ -29,6 +29,7 @@ class Settings:
     max_texts: int = 64  # texts per request
     max_text_chars: int = 20_000  # characters per text
     max_body_bytes: int = 1_048_576  # HTTP request body
+    max_in_flight: int = 128  # predictions in progress per process; beyond: 429 / RESOURCE_EXHAUSTED
     grpc_host: str = "127.0.0.1"  # the gateway's own gRPC API
     grpc_port: int = 8600
     grpc_max_message_bytes: int = 4_194_304  # larger requests get RESOURCE_EXHAUSTED
