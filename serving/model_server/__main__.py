@@ -82,6 +82,7 @@ def base_path_mapper(mappings: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit status 2 on a bad config; after SIGTERM the process ends through ``os._exit(0)``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     try:
