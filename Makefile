@@ -5,7 +5,7 @@ PY          := $(VENV)/bin/python
 DATA        ?= ../shared/data/aclImdb_v1_labeled.tar.gz
 MODELS_DIR  ?= models
 HTTP_PORT   ?= 8000
-# Small-but-real models for `make run` when none are exported (about 3 minutes on 2 cores).
+# Small-but-real models for `make run` when none are exported (~2 minutes on 2 cores).
 RUN_TRAIN_ARGS ?= --train-limit 8000 --test-limit 2000 --epochs 4 --batch-size 64
 
 .PHONY: install system-deps tools models run test bench protos clean
