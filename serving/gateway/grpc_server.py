@@ -5,7 +5,8 @@
 Same core as HTTP (validation, tokenization, model calls, metrics). Also serves the
 standard health service (``grpc.health.v1``; SERVING exactly when the gateway is
 ready) and server reflection. Requests larger than ``GATEWAY_GRPC_MAX_MESSAGE_BYTES``
-are refused by gRPC with RESOURCE_EXHAUSTED.
+are refused by gRPC with RESOURCE_EXHAUSTED; requests that are not a valid message
+(bad wire format, invalid UTF-8 in a string) get INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import time
 from concurrent import futures
 
 import grpc
+from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from sentiment.v1 import sentiment_pb2, sentiment_pb2_grpc
+from sentiment.v1 import sentiment_pb2
 from serving.gateway import metrics
 from serving.gateway.core import SentimentService
-from serving.gateway.errors import GatewayError, ModelServerTimeout
+from serving.gateway.errors import GatewayError, InvalidInput, ModelServerTimeout
 from serving.gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,29 +34,42 @@ SERVICE_NAME = sentiment_pb2.DESCRIPTOR.services_by_name["SentimentService"].ful
 MIN_USEFUL_SECONDS = 0.005
 
 
-class SentimentServicer(sentiment_pb2_grpc.SentimentServiceServicer):
+def decode(message_type: type[Message], raw: bytes) -> Message:
+    """Parse a request ourselves: gRPC's own deserializer would answer INTERNAL, while
+    a malformed request is the client's error."""
+    try:
+        return message_type.FromString(raw)
+    except DecodeError as error:
+        raise InvalidInput(f"malformed request: {error}") from None
+
+
+class SentimentServicer:
+    """The service's methods; they take the raw request bytes (see ``decode``)."""
+
     def __init__(self, service: SentimentService) -> None:
         self._service = service
 
-    def _observe(self, method: str, model: str, context: grpc.ServicerContext, call):
+    def _observe(self, method: str, context: grpc.ServicerContext, call):
+        """Run ``call(labels)``; ``labels["model"]`` may be set by it once the request is decoded."""
         route = f"/{SERVICE_NAME}/{method}"
         started = time.perf_counter()
         metrics.IN_FLIGHT.labels("grpc").inc()
         code = grpc.StatusCode.OK
+        labels = {"model": ""}
         try:
-            return call()
+            return call(labels)
         except GatewayError as error:
             code = error.grpc_code
             context.abort(code, error.message)
         finally:
             metrics.IN_FLIGHT.labels("grpc").dec()
-            metrics.REQUESTS.labels("grpc", route, model, code.name).inc()
+            metrics.REQUESTS.labels("grpc", route, labels["model"], code.name).inc()
             metrics.REQUEST_DURATION.labels("grpc", route).observe(time.perf_counter() - started)
 
-    def Predict(self, request, context):  # noqa: N802 (gRPC method name)
-        model = request.model or self._service.settings.default_model
-
-        def call():
+    def Predict(self, raw: bytes, context) -> sentiment_pb2.PredictResponse:  # noqa: N802 (gRPC method name)
+        def call(labels: dict[str, str]):
+            request = decode(sentiment_pb2.PredictRequest, raw)
+            labels["model"] = request.model or self._service.settings.default_model
             remaining = context.time_remaining()
             timeout = self._service.settings.rpc_timeout_seconds
             if remaining is not None:
@@ -69,10 +84,11 @@ class SentimentServicer(sentiment_pb2_grpc.SentimentServiceServicer):
                 predictions=[sentiment_pb2.Prediction(**p.to_json()) for p in predictions]
             )
 
-        return self._observe("Predict", model, context, call)
+        return self._observe("Predict", context, call)
 
-    def ListModels(self, request, context):  # noqa: N802
-        def call():
+    def ListModels(self, raw: bytes, context) -> sentiment_pb2.ListModelsResponse:  # noqa: N802
+        def call(labels: dict[str, str]):
+            decode(sentiment_pb2.ListModelsRequest, raw)
             return sentiment_pb2.ListModelsResponse(models=[
                 sentiment_pb2.Model(
                     model=m.model, model_name=m.model_name,
@@ -81,7 +97,17 @@ class SentimentServicer(sentiment_pb2_grpc.SentimentServiceServicer):
                 for m in self._service.list_models()
             ])
 
-        return self._observe("ListModels", "", context, call)
+        return self._observe("ListModels", context, call)
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        methods = {
+            "Predict": (self.Predict, sentiment_pb2.PredictResponse),
+            "ListModels": (self.ListModels, sentiment_pb2.ListModelsResponse),
+        }
+        return grpc.method_handlers_generic_handler(SERVICE_NAME, {
+            name: grpc.unary_unary_rpc_method_handler(method, response_serializer=response.SerializeToString)
+            for name, (method, response) in methods.items()
+        })
 
 
 def follow_readiness(
@@ -103,7 +129,7 @@ def build_server(settings: Settings, service: SentimentService) -> tuple[grpc.Se
         futures.ThreadPoolExecutor(max_workers=settings.grpc_max_workers),
         options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)],
     )
-    sentiment_pb2_grpc.add_SentimentServiceServicer_to_server(SentimentServicer(service), server)
+    server.add_generic_rpc_handlers((SentimentServicer(service).handler(),))
     health_servicer = health.HealthServicer()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)

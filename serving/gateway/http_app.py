@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from importlib import resources
@@ -38,6 +39,14 @@ def error_response(status: int, code: str, message: str, retry_after: int | None
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+def decode_json(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    # RecursionError: nesting deeper than the parser's stack, e.g. [[[[...]]]]
+    except (ValueError, RecursionError):
+        raise InvalidInput("the body is not valid JSON") from None
 
 
 def parse_prediction_request(body: object) -> tuple[list, str | None, int | None]:
@@ -111,7 +120,10 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
             message = f"method {request.method} is not allowed on {request.path}"
         elif status == 413:
             message = f"request body over {settings.max_body_bytes} bytes"
-        return error_response(status, _HTTP_ERROR_CODES.get(status, "bad_request"), message)
+        response = error_response(status, _HTTP_ERROR_CODES.get(status, "bad_request"), message)
+        if status == 405:  # RFC 9110: a 405 lists the methods the resource supports
+            response.headers["Allow"] = ", ".join(getattr(error, "valid_methods", None) or ())
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
@@ -122,10 +134,7 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
     def predict() -> Response:
         if not request.is_json:
             return error_response(415, "unsupported_media_type", "Content-Type must be application/json")
-        body = request.get_json(silent=True)
-        if body is None:
-            raise InvalidInput("the body is not valid JSON")
-        texts, model, version = parse_prediction_request(body)
+        texts, model, version = parse_prediction_request(decode_json(request.get_data()))
         g.model = model or settings.default_model
         predictions = service.predict(texts, model, version, transport="http")
         return jsonify(predictions=[p.to_json() for p in predictions])

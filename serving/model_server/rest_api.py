@@ -11,6 +11,8 @@ so a TF Serving REST client works unchanged.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 
 import grpc
@@ -18,12 +20,14 @@ import numpy as np
 import tensorflow as tf
 from flask import Flask, Response, jsonify, request
 from google.protobuf import json_format
+from werkzeug.exceptions import HTTPException
 
 from serving.model_server import grpc_api
 from serving.model_server.errors import ServingError, invalid_argument
 from serving.model_server.manager import ModelManager
 from serving.tfs_apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
+log = logging.getLogger(__name__)
 _PATH = re.compile(
     r"^(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<suffix>/metadata|:predict)?$"
@@ -53,6 +57,13 @@ def create_rest_app(manager: ModelManager, metrics_path: str | None = None) -> F
     @app.errorhandler(405)
     def wrong_method(_error) -> tuple[Response, int]:
         return jsonify(error=f"Method {request.method} is not allowed on {request.path}"), 405
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> tuple[Response, int]:
+        if isinstance(error, HTTPException):
+            return jsonify(error=error.description or error.name), error.code or 500
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return jsonify(error="Internal: the failure was logged by the model server"), 500
 
     @app.route("/v1/models/<path:rest>", methods=["GET", "POST"])
     def models(rest: str):
@@ -106,7 +117,10 @@ def _to_json(message) -> dict:
 
 
 def _predict(manager: ModelManager, spec: dict) -> dict:
-    body = request.get_json(force=True, silent=True)
+    try:
+        body = json.loads(request.get_data())
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
+        raise invalid_argument("JSON Parse error: the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise invalid_argument("JSON Parse error: the body must be a JSON object")
     version, label = spec.get("version"), spec.get("version_label", "")
