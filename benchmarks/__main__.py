@@ -14,11 +14,9 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,29 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.stack import MODELS, ROOT, Stack, latest_version
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"lstm": "imdb_lstm", "simple_rnn": "imdb_simple_rnn"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 120) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(url)
 
 
 def summary(name, model, clients, texts_per_request, seconds, latencies, errors) -> dict:
@@ -122,81 +100,30 @@ def parse_hey(output: str, texts_per_request: int, name: str, model: str, client
     }
 
 
-def bench_hey(url: str, body: dict, clients: int, duration: float, name: str, model: str) -> dict:
+def bench_hey(
+    url: str, body: dict, clients: int, duration: float, name: str, model: str, stack: Stack | None = None
+) -> dict:
+    """One `hey` run; with ``stack``, also the CPU each process spent per request (where the time goes)."""
     hey = shutil.which("hey")
     if hey is None:
         raise SystemExit("hey is not installed: apt-get install hey (or `make bench`)")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(body, handle)
-    # Warm-up, then the measured run.
-    subprocess.run([hey, "-z", "2s", "-c", str(clients), "-m", "POST", "-T", "application/json",
-                    "-D", handle.name, url], capture_output=True, text=True)
-    output = subprocess.run([hey, "-z", f"{duration}s", "-c", str(clients), "-m", "POST",
-                             "-T", "application/json", "-D", handle.name, url],
-                            capture_output=True, text=True).stdout
+    command = [hey, "-c", str(clients), "-m", "POST", "-T", "application/json", "-D", handle.name, url]
+    subprocess.run([command[0], "-z", "2s", *command[1:]], capture_output=True, text=True)  # warm-up
+    services_before = stack.cpu_seconds() if stack else {}
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    output = subprocess.run([command[0], "-z", f"{duration}s", *command[1:]], capture_output=True, text=True).stdout
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     texts = len(body.get("texts", [])) or 1
-    return parse_hey(output, texts, name, model, clients)
-
-
-class Stack:
-    """The model server, gateway (HTTP + gRPC) and naive servers as child processes."""
-
-    def __init__(self, models_dir: Path, log_dir: Path, gunicorn_workers: int) -> None:
-        self.processes: list[subprocess.Popen] = []
-        self.log_dir = log_dir
-        self.ms_port, self.ms_rest = free_port(), free_port()
-        self.http_port, self.grpc_port = free_port(), free_port()
-        self._start("model_server", [
-            "-m", "serving.model_server", "--port", str(self.ms_port), "--rest_api_port", str(self.ms_rest),
-            "--model_config_file", "deploy/tfserving/models.config", "--base_path_map", f"/models={models_dir}",
-            "--enable_batching", "--batching_parameters_file", "deploy/tfserving/batching_parameters.txt",
-        ])
-        for name in MODELS.values():
-            wait_http(f"http://127.0.0.1:{self.ms_rest}/v1/models/{name}")
-        metrics_dir = log_dir / "metrics"
-        metrics_dir.mkdir()
-        env = {
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "GATEWAY_MODEL_SERVER": f"127.0.0.1:{self.ms_port}",
-            "GATEWAY_MODELS_DIR": str(models_dir), "GUNICORN_BIND": f"127.0.0.1:{self.http_port}",
-            "GUNICORN_WORKERS": str(gunicorn_workers), "GATEWAY_GRPC_PORT": str(self.grpc_port),
-        }
-        self._start("gateway", ["-m", "gunicorn", "-c", "serving/gateway/gunicorn_conf.py",
-                                "serving.gateway.wsgi:app"], env)
-        self._start("grpc_gateway", ["-m", "serving.gateway.grpc_server"], env)
-        wait_http(f"http://127.0.0.1:{self.http_port}/readyz")
-
-    def start_naive(self, version_dir: Path) -> int:
-        port = free_port()
-        self._start(f"naive_{port}", ["-m", "benchmarks.naive_server", str(version_dir), str(port)])
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return port
-            time.sleep(0.3)
-        raise TimeoutError("naive server")
-
-    def _start(self, name: str, args: list[str], env: dict | None = None) -> None:
-        log = (self.log_dir / f"{name}.log").open("wb")
-        self.processes.append(subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
-        ))
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def latest_version(models_dir: Path, name: str) -> Path:
-    versions = sorted((p for p in (models_dir / name).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-    if not versions:
-        raise SystemExit(f"no exported version under {models_dir / name}: run `make models` first")
-    return versions[-1]
+    row = parse_hey(output, texts, name, model, clients)
+    if stack:
+        done = row["requests_per_s"] * duration
+        spent = {key: value - services_before[key] for key, value in stack.cpu_seconds().items()}
+        spent["load_generator"] = (children_after.ru_utime + children_after.ru_stime
+                                   - children_before.ru_utime - children_before.ru_stime)
+        row["cpu_ms_per_request"] = {key: round(seconds * 1000 / done, 2) for key, seconds in spent.items()}
+    return row
 
 
 def main() -> None:
@@ -237,10 +164,10 @@ def main() -> None:
             for clients in (1, 8, 64):
                 print(f"== {model}: gateway HTTP, 1 text, {clients} clients", flush=True)
                 rows.append(bench_hey(url, {"text": texts[0], "model": model}, clients, args.duration,
-                                      "gateway HTTP", model))
+                                      "gateway HTTP", model, stack))
             print(f"== {model}: gateway HTTP, 32 texts", flush=True)
             rows.append(bench_hey(url, {"texts": texts[:32], "model": model}, 4, args.duration,
-                                  "gateway HTTP", model))
+                                  "gateway HTTP", model, stack))
 
             print(f"== {model}: gateway gRPC", flush=True)
             with SentimentClient(f"127.0.0.1:{stack.grpc_port}") as sentiment:
@@ -271,13 +198,17 @@ def render(rows: list[dict]) -> str:
     def ms(value):
         return "-" if value is None else f"{value:.1f}"
 
-    lines = ["| model | scenario | clients | texts/req | req/s | reviews/s | p50 ms | p90 ms | p99 ms | errors | x raw b64 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    def cpu(split):
+        return "-" if not split else " / ".join(f"{split[k]:.2f}" for k in ("model_server", "gateway", "load_generator"))
+
+    lines = ["| model | scenario | clients | texts/req | req/s | reviews/s | p50 ms | p90 ms | p99 ms | errors "
+             "| x raw b64 | CPU ms/req: model server, gateway, hey |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['scenario']} | {r['clients']} | {r['texts_per_request']} | {r['requests_per_s']:.0f} "
             f"| {r['reviews_per_s']:.0f} | {ms(r['p50_ms'])} | {ms(r['p90_ms'])} | {ms(r['p99_ms'])} "
-            f"| {r['errors']} | {r['x_raw_batch64']:.2f} |"
+            f"| {r['errors']} | {r['x_raw_batch64']:.2f} | {cpu(r.get('cpu_ms_per_request'))} |"
         )
     return "\n".join(lines)
 

@@ -12,7 +12,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from conftest import ROOT, start_grpc_gateway, start_model_server, wait_until
-from sentiment.v1 import sentiment_pb2
 from serving.client import SentimentClient
 from test_gateway_http import NEGATIVE, POSITIVE, metric
 

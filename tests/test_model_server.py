@@ -9,6 +9,7 @@ import requests
 import tensorflow as tf
 
 from conftest import MODELS_CONFIG, start_model_server, wait_until
+from serving.gateway.settings import Settings
 from serving.model_server.config import ConfigError, load_batching_parameters, load_model_config
 from serving.tfs_apis import (
     get_model_metadata_pb2,
@@ -141,7 +142,8 @@ def test_config_files_parse_with_tf_serving_schemas(tmp_path):
     models = load_model_config(MODELS_CONFIG)
     assert [m.name for m in models] == ["imdb_lstm", "imdb_simple_rnn"]
     options = load_batching_parameters(MODELS_CONFIG.parent / "batching_parameters.txt")
-    assert options.allowed_batch_sizes[-1] == options.max_batch_size
+    # The gateway's shared calls must fit in one batch, or the model server refuses them.
+    assert Settings().coalesce_max_rows <= options.max_batch_size
     bad = tmp_path / "bad.config"
     bad.write_text("model_config_list { config { nme: 'x' } }")
     with pytest.raises(ConfigError, match="bad.config"):

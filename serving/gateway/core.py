@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from serving.gateway import metrics
+from serving.gateway.coalescing import Coalescer
 from serving.gateway.contracts import ContractStore
 from serving.gateway.errors import GatewayError, InvalidInput, ModelNotFound, Overloaded, PayloadTooLarge
 from serving.gateway.model_client import ModelServerClient
@@ -84,6 +85,7 @@ class SentimentService:
         self.contracts = ContractStore(settings.models_dir)
         self.versions = AvailableVersions(self.client, settings.status_cache_seconds)
         self._slots = threading.BoundedSemaphore(settings.max_in_flight)
+        self._calls = Coalescer(self.client.predict, settings.coalesce_max_calls, settings.coalesce_max_rows)
 
     # -- validation, identical for both transports ------------------------------------------
 
@@ -144,7 +146,9 @@ class SentimentService:
         ids, encoded = tokenizer.encode_batch(texts)
         started = time.perf_counter()
         try:
-            probabilities, served_version = self.client.predict(model_name, pinned, ids, timeout)
+            probabilities, served_version = self._calls.predict(
+                model_name, pinned, ids, timeout or self.settings.rpc_timeout_seconds
+            )
         except ModelNotFound:
             if retried:
                 raise

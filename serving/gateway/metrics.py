@@ -33,6 +33,10 @@ MODEL_CALL_DURATION = Histogram(
     "sentiment_model_call_duration_seconds", "Latency of Predict calls to the model server",
     ["model"], buckets=LATENCY_BUCKETS,
 )
+MODEL_CALL_ROWS = Histogram(
+    "sentiment_model_call_rows", "Rows per Predict call to the model server (requests share calls)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 TEXTS_PER_REQUEST = Histogram(
     "sentiment_request_texts", "Texts per prediction request",
     ["transport"], buckets=(1, 2, 4, 8, 16, 32, 64, 128),

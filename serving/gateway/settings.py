@@ -30,6 +30,8 @@ class Settings:
     max_text_chars: int = 20_000  # characters per text
     max_body_bytes: int = 1_048_576  # HTTP request body
     max_in_flight: int = 128  # predictions in progress per process; beyond: 429 / RESOURCE_EXHAUSTED
+    coalesce_max_calls: int = 2  # Predict calls in flight per model version per process; more requests share the next
+    coalesce_max_rows: int = 128  # rows per shared call; at most the model server's max_batch_size
     grpc_host: str = "127.0.0.1"  # the gateway's own gRPC API
     grpc_port: int = 8600
     grpc_max_message_bytes: int = 4_194_304  # larger requests get RESOURCE_EXHAUSTED
@@ -56,6 +58,8 @@ class Settings:
                 except ValueError as error:
                     raise ValueError(f"GATEWAY_{name.upper()}={raw!r}: expected {kind.__name__}") from error
         settings = cls(**values)
+        if settings.coalesce_max_calls < 1 or settings.coalesce_max_rows < 1:
+            raise ValueError("GATEWAY_COALESCE_MAX_CALLS and GATEWAY_COALESCE_MAX_ROWS must be at least 1")
         if settings.default_model not in settings.models:
             raise ValueError(f"GATEWAY_DEFAULT_MODEL {settings.default_model!r} is not in {sorted(settings.models)}")
         return settings

@@ -18,7 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402,F401  (the real runtime before serving.tfs_apis)
+import tensorflow as tf  # noqa: E402  (the real runtime before serving.tfs_apis)
 import grpc  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
@@ -55,6 +55,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--monitoring_config_file", type=Path, help="TF Serving monitoring config")
     parser.add_argument("--base_path_map", action="append", default=[], metavar="FROM=TO",
                         help="serve base paths starting with FROM from TO instead (repeatable)")
+    parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
+                        help="threads one TensorFlow op may use; 0 = one per core [default 0]")
+    parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
+                        help="TensorFlow ops run at once; 0 = one per core [default 0]")
     parser.add_argument("--grpc_max_threads", type=int, default=64, help="gRPC worker threads [default 64]")
     parser.add_argument("--shutdown_grace_seconds", type=float, default=10,
                         help="on SIGTERM, time given to requests in flight [default 10]")
@@ -85,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     """Exit status 2 on a bad config; after SIGTERM the process ends through ``os._exit(0)``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    # Before the first op runs; batching spreads work over cores through its batch threads.
+    tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
     try:
         load_model_config(args.model_config_file)  # fail fast, with the file's name, on a bad config
         batching = load_batching_parameters(args.batching_parameters_file) if args.enable_batching else None

@@ -1,0 +1,86 @@
+"""The model server's batch scheduler in-process, with a model that records its batches."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import numpy as np
+import pytest
+
+from serving.model_server.batching import BatchScheduler
+from serving.model_server.config import BatchingOptions
+from serving.model_server.errors import ServingError
+
+
+class RecordingModel:
+    """Doubles its input, slowly, and records every batch it was given."""
+
+    def __init__(self, seconds: float = 0.05) -> None:
+        self.batches: list[int] = []
+        self.seconds = seconds
+        self.release = threading.Event()
+        self.release.set()
+
+    def __call__(self, inputs):
+        self.release.wait()
+        self.batches.append(inputs["x"].shape[0])
+        time.sleep(self.seconds)
+        return {"y": inputs["x"] * 2}
+
+
+def options(**overrides) -> BatchingOptions:
+    values = dict(max_batch_size=16, batch_timeout_micros=0, max_enqueued_batches=2, num_batch_threads=1,
+                  allowed_batch_sizes=())
+    return BatchingOptions(**{**values, **overrides})
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_rows():
+    model = RecordingModel()
+    scheduler = BatchScheduler(model, options())
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda i: scheduler.submit({"x": np.full((1, 3), i)}), range(12)))
+    for i, result in enumerate(results):
+        np.testing.assert_array_equal(result["y"], np.full((1, 3), 2 * i))
+    # With one batch thread busy, the queue fills: far fewer batches than requests.
+    assert sum(model.batches) == 12 and len(model.batches) < 12
+    scheduler.close()
+
+
+def test_batches_are_padded_to_allowed_sizes():
+    model = RecordingModel(seconds=0)
+    scheduler = BatchScheduler(model, options(allowed_batch_sizes=(4, 8, 16)))
+    result = scheduler.submit({"x": np.arange(10).reshape(5, 2)})
+    assert model.batches == [8]
+    np.testing.assert_array_equal(result["y"], np.arange(10).reshape(5, 2) * 2)
+    scheduler.close()
+
+
+def test_a_lone_request_does_not_wait_with_timeout_zero_and_waits_otherwise():
+    for timeout_micros, at_least in ((0, 0.0), (200_000, 0.2)):
+        scheduler = BatchScheduler(RecordingModel(seconds=0), options(batch_timeout_micros=timeout_micros))
+        started = time.monotonic()
+        scheduler.submit({"x": np.ones((1, 1))})
+        elapsed = time.monotonic() - started
+        assert at_least <= elapsed < at_least + 0.15, (timeout_micros, elapsed)
+        scheduler.close()
+
+
+def test_full_queue_and_oversized_requests_are_refused_at_once():
+    model = RecordingModel()
+    model.release.clear()  # the model hangs until released: the queue fills up
+    scheduler = BatchScheduler(model, options())
+    with ThreadPoolExecutor(4) as pool:
+        waiting = [pool.submit(scheduler.submit, {"x": np.ones((16, 1))}) for _ in range(3)]
+        time.sleep(0.2)  # one batch taken by the thread, two full ones queued: capacity reached
+        started = time.monotonic()
+        with pytest.raises(ServingError) as error:
+            scheduler.submit({"x": np.ones((1, 1))})
+        assert error.value.code == grpc.StatusCode.UNAVAILABLE and "full" in error.value.message
+        assert time.monotonic() - started < 0.1
+        with pytest.raises(ServingError) as error:
+            scheduler.submit({"x": np.ones((17, 1))})
+        assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        model.release.set()
+        assert all(f.result(5)["y"].shape == (16, 1) for f in waiting)
+    scheduler.close()
