@@ -8,7 +8,7 @@ HTTP_PORT   ?= 8000
 # Small-but-real models for `make run` when none are exported (~2 minutes on 2 cores).
 RUN_TRAIN_ARGS ?= --train-limit 8000 --test-limit 2000 --epochs 4 --batch-size 64
 
-.PHONY: install system-deps tools models run test bench protos clean
+.PHONY: install system-deps tools models run test bench soak audit protos clean
 
 install: $(VENV)/.installed
 
@@ -50,8 +50,18 @@ bench: models
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends hey; }
 	$(PY) -m benchmarks --models-dir $(MODELS_DIR) --data $(DATA)
 
+# 5 minutes of mixed valid/invalid traffic; report in docs/soak.md.
+soak: models
+	$(PY) -m benchmarks.soak --models-dir $(MODELS_DIR) --data $(DATA)
+
+# Known vulnerabilities in the locked dependencies (needs pypi.org; tool in its own venv).
+audit:
+	$(PYTHON) -m venv .venv-audit
+	.venv-audit/bin/python -m pip install -q pip-audit==2.10.1
+	.venv-audit/bin/pip-audit -r requirements.lock --no-deps --disable-pip --progress-spinner off
+
 protos: install
 	$(PY) proto/generate.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-audit .pytest_cache .hypothesis
