@@ -19,10 +19,12 @@ class RecordingModel:
     def __init__(self, seconds: float = 0.05) -> None:
         self.batches: list[int] = []
         self.seconds = seconds
+        self.called = threading.Event()
         self.release = threading.Event()
         self.release.set()
 
     def __call__(self, inputs):
+        self.called.set()
         self.release.wait()
         self.batches.append(inputs["x"].shape[0])
         time.sleep(self.seconds)
@@ -70,17 +72,22 @@ def test_full_queue_and_oversized_requests_are_refused_at_once():
     model = RecordingModel()
     model.release.clear()  # the model hangs until released: the queue fills up
     scheduler = BatchScheduler(model, options())
-    with ThreadPoolExecutor(4) as pool:
-        waiting = [pool.submit(scheduler.submit, {"x": np.ones((16, 1))}) for _ in range(3)]
-        time.sleep(0.2)  # one batch taken by the thread, two full ones queued: capacity reached
+    pool = ThreadPoolExecutor(4)
+    try:
+        running = pool.submit(scheduler.submit, {"x": np.ones((16, 1))})
+        assert model.called.wait(5), "the batch thread never took the first batch"
+        queued = [pool.submit(scheduler.submit, {"x": np.ones((16, 1))}) for _ in range(2)]
+        time.sleep(0.2)  # two full batches queued behind the running one: capacity reached
         started = time.monotonic()
         with pytest.raises(ServingError) as error:
             scheduler.submit({"x": np.ones((1, 1))})
         assert error.value.code == grpc.StatusCode.UNAVAILABLE and "full" in error.value.message
-        assert time.monotonic() - started < 0.1
+        assert time.monotonic() - started < 0.5  # refused at once, not after the hung model
         with pytest.raises(ServingError) as error:
             scheduler.submit({"x": np.ones((17, 1))})
         assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
-        model.release.set()
-        assert all(f.result(5)["y"].shape == (16, 1) for f in waiting)
+    finally:
+        model.release.set()  # never leave pool threads blocked, even when an assertion failed
+        pool.shutdown()
+    assert all(f.result(5)["y"].shape == (16, 1) for f in [running, *queued])
     scheduler.close()
