@@ -28,6 +28,11 @@ from training.signature import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
 STATE_NAMES = {value: name for name, value in get_model_status_pb2.ModelVersionStatus.State.items()}
 
 
+# The gateway never cancels its own calls, so CANCELLED means the model server dropped
+# the call, as gRPC servers do with calls that arrive while they shut down.
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED)
+
+
 def _translate(error: grpc.RpcError, what: str) -> GatewayError:
     code = error.code()
     details = error.details() or code.name
@@ -35,7 +40,7 @@ def _translate(error: grpc.RpcError, what: str) -> GatewayError:
         translated: GatewayError = ModelNotFound(f"{what}: {details}")
     elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
         translated = ModelServerTimeout(f"{what}: the model server did not answer in time")
-    elif code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
+    elif code in _RETRYABLE:
         overloaded = "queue" in details and "full" in details
         translated = ModelServerUnavailable(
             f"{what}: the model server is overloaded, retry shortly" if overloaded

@@ -1,0 +1,61 @@
+"""How the gateway's model client turns each gRPC status of a model server into a gateway error.
+
+The model server here is a real gRPC server implementing TF Serving's PredictionService
+that answers every call with one chosen status, so each mapping is exercised over the wire.
+"""
+
+from collections.abc import Iterator
+from concurrent import futures
+
+import grpc
+import numpy as np
+import pytest
+
+from serving.gateway.errors import ModelNotFound, ModelServerFailure, ModelServerTimeout, ModelServerUnavailable
+from serving.gateway.model_client import ModelServerClient
+from serving.tfs_apis import prediction_service_pb2_grpc
+
+
+class FailingPredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self) -> None:
+        self.code = grpc.StatusCode.OK
+        self.details = ""
+
+    def Predict(self, request, context):
+        context.abort(self.code, self.details)
+
+
+@pytest.fixture(scope="module")
+def failing() -> Iterator[tuple[FailingPredictionService, ModelServerClient]]:
+    service = FailingPredictionService()
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    client = ModelServerClient(f"127.0.0.1:{port}", timeout_seconds=5)
+    yield service, client
+    client.close()
+    server.stop(0)
+
+
+@pytest.mark.parametrize("code, details, error, http_status, message", [
+    (grpc.StatusCode.NOT_FOUND, "Servable not found for request: Specific(lstm, 9)", ModelNotFound, 404,
+     "Servable not found"),
+    (grpc.StatusCode.DEADLINE_EXCEEDED, "", ModelServerTimeout, 504, "did not answer in time"),
+    (grpc.StatusCode.UNAVAILABLE, "", ModelServerUnavailable, 503, "unavailable"),
+    (grpc.StatusCode.UNAVAILABLE, "The batch scheduling queue to which this task was submitted is full",
+     ModelServerUnavailable, 503, "overloaded, retry shortly"),
+    (grpc.StatusCode.CANCELLED, "Cancelled", ModelServerUnavailable, 503, "unavailable"),
+    (grpc.StatusCode.INTERNAL, "boom", ModelServerFailure, 502, "failed (INTERNAL)"),
+    (grpc.StatusCode.INVALID_ARGUMENT, "bad shape", ModelServerFailure, 502, "failed (INVALID_ARGUMENT)"),
+])
+def test_model_server_statuses_become_gateway_errors(failing, code, details, error, http_status, message):
+    service, client = failing
+    service.code, service.details = code, details
+    with pytest.raises(error) as raised:
+        client.predict("lstm", 9, np.zeros((1, 500), dtype=np.int32))
+    assert raised.value.http_status == http_status
+    assert message in raised.value.message and raised.value.message.startswith("lstm version 9")
+    assert raised.value.upstream_code == code.name
+    if http_status == 503:
+        assert raised.value.retry_after == 1
