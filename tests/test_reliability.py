@@ -286,7 +286,10 @@ def test_model_server_sigterm_finishes_calls_in_flight(models_dir, tmp_path):
 
     assert exited - signalled < 11  # within --shutdown_grace_seconds (10) + 1
     assert traffic.sent == len(traffic.outcomes)
-    assert set(traffic.statuses()) <= {"OK", "UNAVAILABLE"}, traffic.statuses()
+    # gRPC core (TF Serving's too) answers CANCELLED to calls that reached the server but no
+    # handler yet when it shuts down (grpc/grpc#41785); the gateway treats it as UNAVAILABLE.
+    assert set(traffic.statuses()) <= {"OK", "UNAVAILABLE", "CANCELLED"}, traffic.statuses()
+    assert all(o.started + o.seconds >= signalled for o in traffic.outcomes if o.status == "CANCELLED")
     # Calls well under way when the signal came all completed...
     assert set(traffic.statuses(until=signalled - 0.2)) == {"OK"}
     assert any(o.status == "OK" and o.started + o.seconds > signalled for o in traffic.outcomes)

@@ -29,7 +29,8 @@ STATE_NAMES = {value: name for name, value in get_model_status_pb2.ModelVersionS
 
 
 # The gateway never cancels its own calls, so CANCELLED means the model server dropped
-# the call, as gRPC servers do with calls that arrive while they shut down.
+# the call: gRPC core (TF Serving's too) cancels calls still waiting for a handler when
+# the server shuts down (grpc/grpc#41785). Retrying elsewhere or later is safe.
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.CANCELLED)
 
 
