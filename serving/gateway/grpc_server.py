@@ -12,7 +12,6 @@ are refused by gRPC with RESOURCE_EXHAUSTED; requests that are not a valid messa
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from concurrent import futures
@@ -27,6 +26,7 @@ from serving.gateway import metrics
 from serving.gateway.core import SentimentService
 from serving.gateway.errors import GatewayError, InvalidInput, ModelServerTimeout
 from serving.gateway.settings import Settings
+from serving.termination import TerminationSignal
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = sentiment_pb2.DESCRIPTOR.services_by_name["SentimentService"].full_name
@@ -147,14 +147,14 @@ def main() -> None:
     service = SentimentService(settings)
     server, health_servicer, port = build_server(settings, service)
     server.start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    termination = TerminationSignal()
     threading.Thread(
-        target=follow_readiness, args=(service, health_servicer, stop, settings.health_check_seconds), daemon=True
+        target=follow_readiness,
+        args=(service, health_servicer, termination.event, settings.health_check_seconds),
+        daemon=True,
     ).start()
     log.info("gRPC API on %s:%d (model server %s)", settings.grpc_host, port, settings.model_server)
-    stop.wait()
+    termination.wait()
     log.info("shutting down: refusing new calls, finishing those in flight")
     health_servicer.enter_graceful_shutdown()
     server.stop(settings.grpc_shutdown_grace_seconds).wait()

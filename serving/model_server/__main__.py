@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 from concurrent import futures
@@ -32,6 +31,7 @@ from serving.model_server.grpc_api import add_services  # noqa: E402
 from serving.model_server.manager import ModelManager  # noqa: E402
 from serving.model_server.metrics import observe_batch  # noqa: E402
 from serving.model_server.rest_api import create_rest_app  # noqa: E402
+from serving.termination import TerminationSignal  # noqa: E402
 
 log = logging.getLogger("serving.model_server")
 
@@ -122,15 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         threading.Thread(target=rest_server.serve_forever, name="rest", daemon=True).start()
 
-    stop = threading.Event()
+    termination = TerminationSignal()
     threading.Thread(
-        target=manager.run_polling, args=(args.file_system_poll_wait_seconds, stop), name="poll", daemon=True
+        target=manager.run_polling, args=(args.file_system_poll_wait_seconds, termination.event), name="poll",
+        daemon=True,
     ).start()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     log.info("serving %s: gRPC on %s:%d, REST on %s", ", ".join(manager.model_names()), args.host, args.port,
              f"{args.host}:{args.rest_api_port}" if rest_server else "off")
-    stop.wait()
+    termination.wait()
 
     log.info("shutting down: refusing new requests, finishing those in flight")
     if rest_server:
