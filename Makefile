@@ -8,7 +8,7 @@ HTTP_PORT   ?= 8000
 # Small-but-real models for `make run` when none are exported (~2 minutes on 2 cores).
 RUN_TRAIN_ARGS ?= --train-limit 8000 --test-limit 2000 --epochs 4 --batch-size 64
 
-.PHONY: install system-deps tools models run test bench soak audit protos clean
+.PHONY: install system-deps compose-deps tools models run test test-compose bench soak audit protos clean
 
 install: $(VENV)/.installed
 
@@ -18,11 +18,21 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
 	touch $@
 
-# Debian: prometheus (server + promtool) for the metrics and config tests, npm for dclint.
+# Debian packages behind the tools the tests run (TOOL=PACKAGE); only missing ones
+# are installed. npm is not among them: it comes with Node.js, and Debian's npm
+# package conflicts with a Node.js installed from elsewhere.
+TEST_TOOLS    := promtool=prometheus prometheus=prometheus
+# The compose tier: podman (runc, not crun, works here), its Docker API for
+# docker-compose, mmdebstrap for local base images, service-name DNS for CNI.
+COMPOSE_TOOLS := podman=podman runc=runc mmdebstrap=mmdebstrap docker-compose=docker-compose \
+                 /usr/lib/cni/dnsname=golang-github-containernetworking-plugin-dnsname
+
 system-deps:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v npm >/dev/null || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends prometheus npm; }
+	@bash deploy/local/install-tools.sh $(TEST_TOOLS)
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js (it ships npm) for dclint" >&2; exit 1; }
+
+compose-deps:
+	@bash deploy/local/install-tools.sh $(COMPOSE_TOOLS)
 
 # dclint validates docker-compose.yml against the Compose specification, offline.
 tools: .tools/node_modules/.bin/dclint
@@ -41,13 +51,17 @@ models: install
 run: models
 	MODELS_DIR=$(MODELS_DIR) HTTP_PORT=$(HTTP_PORT) PY=$(PY) bash deploy/local/run.sh
 
-test: install system-deps tools
+test: install system-deps compose-deps tools
 	$(PY) -m pytest
+
+# docker-compose.yml brought up for real with podman (tests/test_compose.py); ~10 min
+# the first time (base images, image builds), less once the images are cached.
+test-compose: install compose-deps
+	$(PY) -m pytest -m compose
 
 # Throughput/latency table (docs/benchmarks.md); needs hey from Debian.
 bench: models
-	@command -v hey >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q --no-install-recommends hey; }
+	@bash deploy/local/install-tools.sh hey=hey
 	$(PY) -m benchmarks --models-dir $(MODELS_DIR) --data $(DATA)
 
 # 5 minutes of mixed valid/invalid traffic; report in docs/soak.md.

@@ -3,35 +3,32 @@
 # tensorflow-serving-api's generated modules import TensorFlow's generated protobuf
 # modules (tensorflow/core/...). The first stage installs TensorFlow only to copy
 # exactly those files out; the final image never contains the runtime.
-FROM python:3.11-slim AS tf-protos
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONPATH=/app
+# BASE_IMAGE: any image with Python 3.11 and its venv module (tests build a Debian one).
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE} AS tf-protos
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONPATH=/app PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 COPY requirements.lock ./
-RUN pip install -c requirements.lock tensorflow tensorflow-serving-api
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python3 -m venv /opt/venv \
+ && pip install -c requirements.lock tensorflow tensorflow-serving-api
 COPY serving/__init__.py serving/tfs_apis.py serving/
-RUN python - <<'PY'
-import pathlib, shutil, sys
-import serving.tfs_apis  # noqa: F401  (loads every generated module the gateway needs)
-site = pathlib.Path(sys.modules["tensorflow.core"].__path__[0]).parents[1]
-for name, module in list(sys.modules.items()):
-    path = getattr(module, "__file__", None)
-    if name.startswith("tensorflow.") and path:
-        target = pathlib.Path("/tf-protos") / pathlib.Path(path).relative_to(site)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target)
-PY
+COPY deploy/copy_tf_protos.py deploy/
+RUN python deploy/copy_tf_protos.py /tf-protos
 
-FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/app
+FROM ${BASE_IMAGE}
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 COPY requirements.lock ./
-RUN pip install -c requirements.lock flask gunicorn prometheus-client numpy protobuf \
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python3 -m venv /opt/venv \
+ && pip install -c requirements.lock flask gunicorn prometheus-client numpy protobuf \
         grpcio grpcio-health-checking grpcio-reflection \
  && pip install -c requirements.lock --no-deps tensorflow-serving-api
-COPY --from=tf-protos /tf-protos/tensorflow /usr/local/lib/python3.11/site-packages/tensorflow
+COPY --from=tf-protos /tf-protos/tensorflow /opt/venv/lib/python3.11/site-packages/tensorflow
 COPY training/__init__.py training/preprocessing.py training/signature.py training/
-COPY serving/__init__.py serving/tfs_apis.py serving/
+COPY serving/__init__.py serving/tfs_apis.py serving/termination.py serving/
 COPY serving/gateway/ serving/gateway/
 COPY serving/client/ serving/client/
 COPY proto/sentiment/ sentiment/

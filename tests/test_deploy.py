@@ -64,9 +64,13 @@ def test_compose_wiring():
     assert "/readyz" in " ".join(SERVICES["gateway"]["healthcheck"]["test"])
     assert SERVICES["gateway"]["environment"]["GATEWAY_MODEL_SERVER"] == "tfserving:8500"
     assert "models:/models:ro" in SERVICES["gateway"]["volumes"]
-    assert SERVICES["gateway"]["ports"] == ["8000:8000", "8600:8600"]
+    assert SERVICES["gateway"]["ports"] == ["${SENTIMENT_HTTP_PORT:-8000}:8000", "${SENTIMENT_GRPC_PORT:-8600}:8600"]
     for name in ("prometheus", "grafana"):
         assert all(port.startswith("127.0.0.1:") for port in SERVICES[name]["ports"])
+    for name, service in SERVICES.items():
+        # podman's Docker API splits CMD arguments on spaces; CMD-SHELL is read alike everywhere.
+        if "healthcheck" in service:
+            assert service["healthcheck"]["test"][0] == "CMD-SHELL", name
     for name, service in SERVICES.items():
         user = service.get("user", "")
         assert user and not user.startswith(("0:", "root")), f"{name} must run as non-root"
@@ -95,12 +99,37 @@ def test_prometheus_config_and_rules_pass_promtool():
     assert rules.returncode == 0 and "SUCCESS" in rules.stdout, rules.stdout + rules.stderr
 
 
-@pytest.mark.parametrize("dockerfile", ["deploy/trainer.Dockerfile", "deploy/gateway.Dockerfile"])
+def locked_version(package: str) -> str:
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        name, _, version = line.partition("==")
+        if name.lower() == package:
+            return version
+    raise AssertionError(f"{package} is not in requirements.lock")
+
+
+def test_tf_serving_image_matches_the_locked_tensorflow_minor_version():
+    """Models are trained and exported, and the gateway's protos built, with the TensorFlow of
+    the image that serves them: a SavedModel is not promised to load in an older runtime."""
+    repository, tag = SERVICES["tfserving"]["image"].split(":")
+    assert repository == "tensorflow/serving" and tag.count(".") == 2, "pin an exact release tag"
+    minor = tag.rsplit(".", 1)[0]
+    for package in ("tensorflow", "tensorflow-serving-api"):
+        assert locked_version(package).rsplit(".", 1)[0] == minor, (
+            f"{package} {locked_version(package)} in requirements.lock, {SERVICES['tfserving']['image']} in "
+            "docker-compose.yml: keep them on one TensorFlow minor version"
+        )
+
+
+@pytest.mark.parametrize(
+    "dockerfile", ["deploy/trainer.Dockerfile", "deploy/gateway.Dockerfile", "deploy/model-server.Dockerfile"]
+)
 def test_dockerfiles_pass_hadolint(dockerfile):
     result = subprocess.run([tool("hadolint"), dockerfile], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     text = (ROOT / dockerfile).read_text()
     assert "USER 10001:10001" in text
+    # The base is a build argument defaulting to the official image; tests pass a local one.
+    assert "ARG BASE_IMAGE=python:3.11-slim" in text and "FROM ${BASE_IMAGE}" in text
 
 
 def test_grafana_provisioning_points_at_prometheus():

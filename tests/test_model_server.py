@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from conftest import MODELS_CONFIG, start_model_server, wait_until
 from serving.gateway.settings import Settings
+from serving.model_server.__main__ import parse_args
 from serving.model_server.config import ConfigError, load_batching_parameters, load_model_config
 from serving.tfs_apis import (
     get_model_metadata_pb2,
@@ -18,6 +20,7 @@ from serving.tfs_apis import (
     predict_pb2,
     prediction_service_pb2_grpc,
 )
+from training.signature import WARMUP_REQUESTS_FILE
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +139,53 @@ def test_new_version_is_loaded_and_broken_one_refused(models_dir, tmp_path):
         assert server.process.stop() == 0
     finally:
         server.process.stop()
+
+
+def write_warmup_file(version_dir, tokens: np.ndarray) -> None:
+    log = prediction_log_pb2.PredictionLog()
+    log.predict_log.request.model_spec.name = "imdb_lstm"
+    log.predict_log.request.inputs["tokens"].CopyFrom(tf.make_tensor_proto(tokens))
+    with tf.io.TFRecordWriter(str(version_dir / WARMUP_REQUESTS_FILE)) as writer:
+        writer.write(log.SerializeToString())
+
+
+def test_a_version_turns_available_only_after_its_warmup_requests_succeed(models_dir, tmp_path):
+    served = tmp_path / "models"
+    for name in ("imdb_lstm", "imdb_simple_rnn"):
+        shutil.copytree(models_dir / name / "1", served / name / "1")
+    server = start_model_server(served, tmp_path)
+    status_url = f"{server.rest}/v1/models/imdb_lstm"
+
+    def publish(version: int, warmup_tokens: np.ndarray) -> None:
+        staging = served / "imdb_lstm" / f".staging-{version}"
+        shutil.copytree(models_dir / "imdb_lstm" / "1", staging)
+        write_warmup_file(staging, warmup_tokens)
+        staging.rename(served / "imdb_lstm" / str(version))
+
+    def status(version: int) -> dict:
+        return requests.get(f"{status_url}/versions/{version}", timeout=2).json()["model_version_status"][0]
+
+    try:
+        # A warmup request the signature refuses fails the load, as in TF Serving.
+        publish(2, np.ones((1, 400), np.int32))
+        wait_until(lambda: status(2)["state"] == "END", 60, "version 2 refused")
+        assert "shape [1, 400]" in status(2)["status"]["error_message"]
+        ok = requests.post(f"{status_url}:predict", json={"instances": [[1] * 500]}, timeout=5)
+        assert ok.status_code == 200 and status(1)["state"] == "AVAILABLE"
+        # A valid one is run, then the version serves.
+        publish(3, np.ones((2, 500), np.int32))
+        wait_until(lambda: status(3)["state"] == "AVAILABLE", 60, "version 3 available")
+        assert "imdb_lstm version 3 is available (1 warmup requests run)" in server.process.log.read_text()
+    finally:
+        server.process.stop()
+
+
+def test_boolean_flags_take_tf_serving_syntax():
+    for argv, expected in (([], False), (["--enable_batching"], True), (["--enable_batching=true"], True),
+                           (["--enable_batching=false"], False)):
+        assert parse_args(["--model_config_file", "m.config", *argv]).enable_batching is expected
+    with pytest.raises(SystemExit):
+        parse_args(["--model_config_file", "m.config", "--enable_batching=maybe"])
 
 
 def test_config_files_parse_with_tf_serving_schemas(tmp_path):

@@ -4,11 +4,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from training.dataset import load_imdb
 from training.export import existing_versions, export_version
 from training.models import ARCHITECTURES, build_model
 from training.preprocessing import Tokenizer, TokenizerContract
+from training.signature import WARMUP_REQUESTS_FILE
+from training.warmup import WARMUP_BATCH_SIZES
 
 
 @pytest.mark.parametrize(
@@ -38,6 +41,22 @@ def test_cli_exports_both_models_with_signature_and_contract(models_dir):
         contract = TokenizerContract.read(version_dir)
         assert contract.num_words == 10_000 and contract.maxlen == 500
         assert not any(p.name.startswith(".staging") for p in (models_dir / name).iterdir())
+
+
+def test_every_version_carries_tf_serving_warmup_requests(models_dir):
+    for name in ("imdb_lstm", "imdb_simple_rnn"):
+        version_dir = models_dir / name / "1"
+        records = list(tf.data.TFRecordDataset(str(version_dir / WARMUP_REQUESTS_FILE)).as_numpy_iterator())
+        shapes = []
+        for record in records:
+            log = prediction_log_pb2.PredictionLog.FromString(record)
+            assert log.WhichOneof("log_type") == "predict_log"
+            request = log.predict_log.request
+            assert (request.model_spec.name, request.model_spec.signature_name) == (name, "serving_default")
+            tokens = tf.make_ndarray(request.inputs["tokens"])
+            assert tokens.dtype == np.int32 and tokens.max() < 10_000
+            shapes.append(tokens.shape)
+        assert shapes == [(size, 500) for size in WARMUP_BATCH_SIZES]
 
 
 def test_report_beside_the_export(models_dir):

@@ -1,6 +1,7 @@
 """Writing a trained model as a new SavedModel version in TF Serving's layout.
 
-``<base>/<version>/saved_model.pb + variables/ + assets.extra/tokenizer.json``.
+``<base>/<version>/saved_model.pb + variables/ + assets.extra/`` (the tokenizer
+contract ``tokenizer.json`` and TF Serving's warmup requests).
 The version is assembled in a hidden sibling folder (TF Serving only looks at
 numeric folder names) and renamed into place, so a half-written version is never
 visible to a model server polling ``<base>``.
@@ -17,6 +18,7 @@ import tensorflow as tf
 
 from training.preprocessing import TokenizerContract
 from training.signature import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
+from training.warmup import write_warmup_requests
 
 
 def existing_versions(base: Path) -> list[int]:
@@ -32,6 +34,7 @@ def export_version(model: keras.Model, contract: TokenizerContract, base: Path) 
     try:
         _write_saved_model(model, contract.maxlen, staging)
         contract.write(staging)
+        write_warmup_requests(staging, base.name, contract.maxlen)
         while True:
             target = base / str(max(existing_versions(base), default=0) + 1)
             try:

@@ -14,6 +14,9 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "15"))
 keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESSLOG")  # off unless set ("-" = stdout)
+# No gunicornc control socket: nothing uses it, its default path ($HOME/.gunicorn) is
+# read-only in the container, and every gunicorn on a host would share it.
+control_socket_disable = True
 
 
 def child_exit(server, worker):

@@ -36,6 +36,14 @@ from serving.termination import TerminationSignal  # noqa: E402
 log = logging.getLogger("serving.model_server")
 
 
+def tf_serving_bool(value: str) -> bool:
+    """TF Serving's boolean flags: ``--flag``, ``--flag=true`` or ``--flag=false``."""
+    lowered = value.lower()
+    if lowered not in ("true", "false", "1", "0"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    return lowered in ("true", "1")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(prog="python -m serving.model_server", description=__doc__.split("\n")[0])
@@ -50,7 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="if > 0, config changes are applied at the next file-system poll [default 0]")
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1,
                         help="look for new versions this often [default 1]")
-    parser.add_argument("--enable_batching", action="store_true", help="batch concurrent requests")
+    parser.add_argument("--enable_batching", type=tf_serving_bool, nargs="?", const=True, default=False,
+                        metavar="true|false", help="batch concurrent requests [default false]")
     parser.add_argument("--batching_parameters_file", type=Path, help="TF Serving batching parameters")
     parser.add_argument("--monitoring_config_file", type=Path, help="TF Serving monitoring config")
     parser.add_argument("--base_path_map", action="append", default=[], metavar="FROM=TO",

@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 
 import grpc
-import numpy as np
-import tensorflow as tf
 from google.protobuf import any_pb2
 
 from serving.model_server import metrics
 from serving.model_server.errors import ServingError, invalid_argument
 from serving.model_server.manager import ModelManager
 from serving.model_server.servable import LoadedVersion
+from serving.model_server.tensors import fill_tensor, tensor_to_array
 from serving.tfs_apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -20,8 +19,6 @@ from serving.tfs_apis import (
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
-    tensor_pb2,
-    types_pb2,
 )
 
 _STATE_CODES = dict(get_model_status_pb2.ModelVersionStatus.State.items())
@@ -69,23 +66,6 @@ def predict(manager: ModelManager, request: predict_pb2.PredictRequest) -> predi
     for alias in wanted:
         fill_tensor(response.outputs[alias], outputs[alias])
     return response
-
-
-def tensor_to_array(proto: tensor_pb2.TensorProto) -> np.ndarray:
-    """A TensorProto as a numpy array; packed ``tensor_content`` is read without a copy."""
-    if proto.tensor_content and proto.dtype != types_pb2.DT_STRING:
-        shape = [dim.size for dim in proto.tensor_shape.dim]
-        return np.frombuffer(proto.tensor_content, dtype=tf.as_dtype(proto.dtype).as_numpy_dtype).reshape(shape)
-    return tf.make_ndarray(proto)
-
-
-def fill_tensor(target: tensor_pb2.TensorProto, array: np.ndarray) -> None:
-    """Write a numeric array as packed ``tensor_content``, as TF Serving's responses do."""
-    array = np.ascontiguousarray(array)
-    target.dtype = tf.as_dtype(array.dtype).as_datatype_enum
-    for size in array.shape:
-        target.tensor_shape.dim.add(size=size)
-    target.tensor_content = array.tobytes()
 
 
 def model_metadata(

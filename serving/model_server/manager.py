@@ -5,7 +5,8 @@ model's ``model_version_policy`` (latest N by default, all, or specific
 versions), loads versions that became wanted and unloads those that no longer
 are. A new version is loaded before the old one is dropped, and requests already
 holding the old version finish on it, so a rollout never fails a request. A
-version that fails to load is reported with state END and its error and is not
+version runs its warmup requests (TF Serving's `assets.extra/tf_serving_warmup_requests`)
+before it turns AVAILABLE. A version that fails to load or to warm up is reported with state END and its error and is not
 retried until its folder changes; the versions already loaded keep serving.
 """
 
@@ -23,6 +24,7 @@ from serving.model_server.batching import BatchScheduler
 from serving.model_server.config import BatchingOptions, load_model_config
 from serving.model_server.errors import not_found, unavailable
 from serving.model_server.servable import LoadedVersion, Signature
+from serving.model_server.warmup import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +203,7 @@ class ModelManager:
         log.info("loading %s version %d from %s", name, version, path)
         try:
             loaded = LoadedVersion(name, version, path)
+            warmed = warm_up(loaded)
         except Exception as error:
             log.error("%s version %d failed to load: %s", name, version, error)
             with self._lock:
@@ -217,7 +220,7 @@ class ModelManager:
         with self._lock:
             model.served[version] = served
             model.statuses[version] = VersionStatus(AVAILABLE, folder_mtime=mtime)
-        log.info("%s version %d is available", name, version)
+        log.info("%s version %d is available (%d warmup requests run)", name, version, warmed)
 
     def _unload(self, name: str, model: ModelState, version: int) -> None:
         with self._lock:

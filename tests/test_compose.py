@@ -1,0 +1,191 @@
+"""The Compose deployment run for real: docker-compose.yml on podman, from an empty volume.
+
+tests/compose/docker-compose.test.yml swaps only the images that cannot be pulled
+here (TF Serving → the project's model server image with the same flags, mounts and
+healthcheck; prom/prometheus → Debian's Prometheus) and builds the project's own
+Dockerfiles on a local Debian base. Grafana is not started (its files are
+validated in test_deploy.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from compose_env import PROMETHEUS, PYTHON_BASE, ROOT, ComposeProject, HealthcheckDriver, Podman, default_state_dir
+from conftest import SHARED_TARBALL, free_port, wait_until
+from serving.client import SentimentClient
+from traffic import Traffic, http_sender
+
+pytestmark = pytest.mark.compose
+
+PROJECT = "sentiment-compose-test"
+SERVICES = ("trainer", "tfserving", "gateway", "prometheus")
+# Small but real models: the tier checks the deployment, not accuracy.
+TRAIN_ARGS = "--train-limit 1000 --test-limit 100 --epochs 1 --batch-size 64"
+COMPOSE_FILE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+@dataclass
+class Deployment:
+    compose: ComposeProject
+    http_port: int
+    grpc_port: int
+    prometheus_port: int
+    log_file: Path
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def inspect(self, service: str) -> dict:
+        container = self.compose.container(service)
+        return json.loads(self.compose.podman("inspect", container).stdout)[0]
+
+    def save_logs(self) -> None:
+        """Every container's output, for a failing run; gone once the project is down."""
+        logs = self.compose.logs()
+        if logs:
+            self.log_file.write_text(logs)
+
+    def health(self, service: str) -> str:
+        return self.inspect(service)["State"]["Health"]["Status"]
+
+    def predict(self, text: str = "A wonderful, moving film.", timeout: float = 10) -> requests.Response:
+        return requests.post(f"{self.http}/v1/sentiment", json={"text": text}, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory) -> Iterator[Deployment]:
+    podman = Podman(default_state_dir())
+    reason = podman.unusable_reason()
+    if reason is not None:
+        pytest.skip(f"podman cannot run containers on this machine: {reason}")
+    python_image = podman.ensure_image(PYTHON_BASE)
+    prometheus_image = podman.ensure_image(PROMETHEUS)
+    podman.start_service()
+    ports = {name: free_port() for name in ("SENTIMENT_HTTP_PORT", "SENTIMENT_GRPC_PORT", "PROMETHEUS_PORT")}
+    compose = ComposeProject(podman, PROJECT, {
+        "SENTIMENT_TEST_PYTHON_IMAGE": python_image,
+        "SENTIMENT_TEST_PROMETHEUS_IMAGE": prometheus_image,
+        "IMDB_DATA_DIR": str(SHARED_TARBALL.parent),
+        "IMDB_DATA_FILE": SHARED_TARBALL.name,
+        "SENTIMENT_TRAIN_ARGS": TRAIN_ARGS,
+        **{name: str(port) for name, port in ports.items()},
+    })
+    deployment = Deployment(compose, *ports.values(), tmp_path_factory.mktemp("compose") / "compose.log")
+    try:
+        compose("down", "--volumes", "--remove-orphans", check=False)  # whatever a killed run left
+        compose("build")
+        with HealthcheckDriver(podman, PROJECT) as healthchecks:
+            compose("up", "--detach", *SERVICES)
+            # `up` returns once the gateway has started; Prometheus needs no more than that.
+            try:
+                wait_until(lambda: deployment.health("gateway") == "healthy", 120, "gateway healthcheck")
+            except TimeoutError as error:
+                raise TimeoutError(f"{error}; healthcheck runs failed: {healthchecks.errors[-3:]}") from error
+            yield deployment
+    finally:
+        deployment.save_logs()
+        print(f"compose logs: {deployment.log_file}")
+        compose("down", "--volumes", "--remove-orphans", check=False)
+        podman.stop_service()
+
+
+def test_trainer_exports_then_every_service_becomes_healthy(deployment):
+    trainer = deployment.inspect("trainer")["State"]
+    assert (trainer["Status"], trainer["ExitCode"]) == ("exited", 0)
+    for service in ("tfserving", "gateway"):
+        assert deployment.health(service) == "healthy", service
+    assert deployment.inspect("prometheus")["State"]["Status"] == "running"
+
+
+def test_predictions_over_http_and_grpc_through_the_published_ports(deployment):
+    models = requests.get(f"{deployment.http}/v1/models", timeout=10).json()["models"]
+    assert {(m["model"], m["model_name"], str(m["versions"])) for m in models} == {
+        ("lstm", "imdb_lstm", "[{'version': 1, 'state': 'AVAILABLE'}]"),
+        ("simple_rnn", "imdb_simple_rnn", "[{'version': 1, 'state': 'AVAILABLE'}]"),
+    }
+    for model in ("lstm", "simple_rnn"):
+        response = requests.post(
+            f"{deployment.http}/v1/sentiment", json={"texts": ["Loved it.", "Hated it."], "model": model}, timeout=10
+        )
+        assert response.status_code == 200, response.text
+        predictions = response.json()["predictions"]
+        assert [p["model_version"] for p in predictions] == [1, 1]
+        assert all(0 <= p["positive_probability"] <= 1 for p in predictions)
+    with SentimentClient(deployment.grpc_target) as client:
+        (prediction,) = client.predict(["Loved it."], model="simple_rnn", timeout=10)
+        assert (prediction.model_name, prediction.model_version) == ("imdb_simple_rnn", 1)
+        assert {m.model for m in client.list_models(timeout=10)} == {"lstm", "simple_rnn"}
+
+
+def test_prometheus_collects_the_gateway_and_the_model_server(deployment):
+    assert deployment.predict().status_code == 200
+    api = f"http://127.0.0.1:{deployment.prometheus_port}/api/v1"
+
+    def series(query: str) -> list:
+        return requests.get(f"{api}/query", params={"query": query}, timeout=5).json()["data"]["result"]
+
+    # The scrape interval is 15 s in deploy/prometheus/prometheus.yml.
+    wait_until(lambda: series('sentiment_requests_total{route="/v1/sentiment"}'), 60, "gateway series")
+    wait_until(lambda: series(":tensorflow:serving:request_count_total"), 60, "model server series")
+    up = {item["metric"]["job"]: item["value"][1] for item in series("up")}
+    assert up == {"gateway": "1", "tfserving": "1"}
+
+
+@pytest.mark.parametrize("service", ["trainer", "tfserving", "gateway", "prometheus"])
+def test_containers_run_as_non_root_on_a_read_only_root_file_system(deployment, service):
+    inspected = deployment.inspect(service)
+    assert inspected["Config"]["User"] == COMPOSE_FILE["services"][service]["user"]
+    assert not inspected["Config"]["User"].startswith(("0", "root"))
+    assert inspected["HostConfig"]["ReadonlyRootfs"] is True
+    if inspected["State"]["Status"] == "running":
+        container = deployment.compose.container(service)
+        uid = deployment.compose.podman("exec", container, "sh", "-c", "id -u").stdout.strip()
+        assert uid == inspected["Config"]["User"].split(":")[0]
+        write = deployment.compose.podman("exec", container, "sh", "-c", "touch /probe", check=False)
+        assert write.returncode != 0 and "Read-only file system" in write.stderr
+
+
+def test_a_new_version_rolls_out_under_load_without_a_failed_request(deployment):
+    with Traffic(http_sender(deployment.http, {"text": "A wonderful, moving film."}), workers=2) as traffic:
+        # Without arguments the trainer skips existing models; with them it publishes a new version.
+        deployment.compose("run", "--rm", "-T", "trainer", "--seed", "8")
+        wait_until(lambda: deployment.predict().json()["predictions"][0]["model_version"] == 2, 60,
+                   "version 2 served")
+        time.sleep(1)
+    statuses = traffic.statuses()
+    assert set(statuses) == {"200"}, statuses
+    assert traffic.latest().detail == 2
+    assert traffic.sent == sum(statuses.values()) > 10
+
+
+def test_model_server_stop_gives_503_and_start_recovers_without_restarting_the_gateway(deployment):
+    gateway_before = deployment.inspect("gateway")["State"]["StartedAt"]
+    deployment.compose("stop", "tfserving")
+    response = deployment.predict()
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "model_server_unavailable"
+    assert requests.get(f"{deployment.http}/readyz", timeout=10).status_code == 503
+    deployment.compose("start", "tfserving")
+    wait_until(lambda: deployment.predict().status_code == 200, 120, "predictions after the model server restart")
+    assert requests.get(f"{deployment.http}/readyz", timeout=10).status_code == 200
+    assert deployment.inspect("gateway")["State"]["StartedAt"] == gateway_before
+
+
+def test_down_leaves_no_container_network_or_volume(deployment):
+    deployment.save_logs()
+    deployment.compose("down", "--volumes")
+    assert deployment.compose.leftovers() == {"containers": [], "networks": [], "volumes": []}
