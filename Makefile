@@ -63,6 +63,7 @@ test-compose: install compose-deps
 bench: models
 	@bash deploy/local/install-tools.sh hey=hey
 	$(PY) -m benchmarks --models-dir $(MODELS_DIR) --data $(DATA)
+	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR)
 
 # 5 minutes of mixed valid/invalid traffic; report in docs/soak.md.
 soak: models

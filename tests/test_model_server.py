@@ -163,7 +163,8 @@ def test_a_version_turns_available_only_after_its_warmup_requests_succeed(models
         staging.rename(served / "imdb_lstm" / str(version))
 
     def status(version: int) -> dict:
-        return requests.get(f"{status_url}/versions/{version}", timeout=2).json()["model_version_status"][0]
+        response = requests.get(f"{status_url}/versions/{version}", timeout=2)
+        return response.json()["model_version_status"][0] if response.ok else {"state": "UNKNOWN"}
 
     try:
         # A warmup request the signature refuses fails the load, as in TF Serving.
