@@ -24,7 +24,8 @@ from conftest import SHARED_TARBALL, free_port, wait_until
 from serving.client import SentimentClient
 from traffic import Traffic, http_sender
 
-pytestmark = pytest.mark.compose
+# The first run builds the base images and every image (~10 min on 2 cores); later runs reuse them.
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
 
 PROJECT = "sentiment-compose-test"
 SERVICES = ("trainer", "tfserving", "gateway", "prometheus")

@@ -80,7 +80,8 @@ class SentimentService:
     def __init__(self, settings: Settings, client: ModelServerClient | None = None) -> None:
         self.settings = settings
         self.client = client or ModelServerClient(
-            settings.model_server, settings.rpc_timeout_seconds, settings.grpc_max_message_bytes
+            settings.model_server, settings.rpc_timeout_seconds, settings.grpc_max_message_bytes,
+            settings.model_server_lb_policy,
         )
         self.contracts = ContractStore(settings.models_dir)
         self.versions = AvailableVersions(self.client, settings.status_cache_seconds)

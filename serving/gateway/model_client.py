@@ -1,10 +1,15 @@
 """Calls to TF Serving's gRPC API (or the local model server, which speaks the same API).
 
 One long-lived channel per process; every call carries a deadline. gRPC errors
-become gateway errors; the raw status code is kept for metrics.
+become gateway errors; the raw status code is kept for metrics. The target is any
+gRPC target: ``host:port``, ``dns:///name:port`` (re-resolved when connections
+drop) or a fixed list ``ipv4:10.0.0.1:8500,10.0.0.2:8500``; with the round_robin
+policy the calls spread over every address it resolves to.
 """
 
 from __future__ import annotations
+
+import json
 
 import grpc
 import numpy as np
@@ -55,7 +60,9 @@ def _translate(error: grpc.RpcError, what: str) -> GatewayError:
 
 
 class ModelServerClient:
-    def __init__(self, address: str, timeout_seconds: float, max_message_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self, address: str, timeout_seconds: float, max_message_bytes: int = 64 << 20, lb_policy: str = "pick_first"
+    ) -> None:
         self.address = address
         self.timeout_seconds = timeout_seconds
         self._channel = grpc.insecure_channel(
@@ -68,6 +75,7 @@ class ModelServerClient:
                 ("grpc.initial_reconnect_backoff_ms", 100),
                 ("grpc.min_reconnect_backoff_ms", 100),
                 ("grpc.max_reconnect_backoff_ms", 1000),
+                ("grpc.service_config", json.dumps({"loadBalancingConfig": [{lb_policy: {}}]})),
             ],
         )
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)

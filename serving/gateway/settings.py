@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+LB_POLICIES = ("pick_first", "round_robin")
+
 
 def _models(spec: str) -> dict[str, str]:
     pairs = [item.split("=", 1) for item in spec.split(",") if item.strip()]
@@ -18,7 +20,10 @@ def _models(spec: str) -> dict[str, str]:
 class Settings:
     """Every field maps to ``GATEWAY_<FIELD NAME IN UPPER CASE>``; defaults below."""
 
-    model_server: str = "localhost:8500"  # TF Serving (or the local model server) gRPC address
+    model_server: str = "localhost:8500"  # TF Serving (or the local model server) gRPC target
+    # How calls spread over the addresses the target resolves to: gRPC's "pick_first"
+    # (one connection) or "round_robin" (every address, e.g. a headless Service's pods).
+    model_server_lb_policy: str = "pick_first"
     models_dir: Path = Path("models")  # export root holding <model>/<version>/assets.extra/
     models: dict[str, str] = field(
         default_factory=lambda: {"lstm": "imdb_lstm", "simple_rnn": "imdb_simple_rnn"}
@@ -60,6 +65,10 @@ class Settings:
         settings = cls(**values)
         if settings.coalesce_max_calls < 1 or settings.coalesce_max_rows < 1:
             raise ValueError("GATEWAY_COALESCE_MAX_CALLS and GATEWAY_COALESCE_MAX_ROWS must be at least 1")
+        if settings.model_server_lb_policy not in LB_POLICIES:
+            raise ValueError(
+                f"GATEWAY_MODEL_SERVER_LB_POLICY={settings.model_server_lb_policy!r}: expected one of {LB_POLICIES}"
+            )
         if settings.default_model not in settings.models:
             raise ValueError(f"GATEWAY_DEFAULT_MODEL {settings.default_model!r} is not in {sorted(settings.models)}")
         return settings

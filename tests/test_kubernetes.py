@@ -1,0 +1,208 @@
+"""deploy/kubernetes, validated offline: kustomize renders it, every object passes the
+Kubernetes JSON schemas, and it agrees with docker-compose.yml and the gateway.
+Plus the piece of it that runs here: gRPC round robin over two model servers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import kubernetes_validate
+import pytest
+import requests
+import yaml
+
+from conftest import BATCHING_FILE, MODELS_CONFIG, MONITORING_FILE, ROOT, start_gateway, start_model_server
+from serving.gateway import gunicorn_conf, metrics
+from serving.gateway.settings import Settings
+
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+KUSTOMIZATIONS = {
+    "base": KUBERNETES,
+    "prometheus-operator": KUBERNETES / "overlays" / "prometheus-operator",
+    "autoscale-in-flight": KUBERNETES / "overlays" / "autoscale-in-flight",
+}
+# The oldest version kubectl here speaks and the newest schemas the validator ships.
+KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
+# Custom resources of the Prometheus Operator: no schema in Kubernetes' own set.
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+PROJECT_VERSION = re.search(r'^version = "(.+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+
+
+def render(path) -> list[dict]:
+    result = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[dict]]:
+    return {name: render(path) for name, path in KUSTOMIZATIONS.items()}
+
+
+@pytest.fixture(scope="module")
+def base(rendered) -> dict[tuple[str, str], dict]:
+    return {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered["base"]}
+
+
+def containers(base, name: str) -> dict[str, dict]:
+    return {c["name"]: c for c in base[("Deployment", name)]["spec"]["template"]["spec"]["containers"]}
+
+
+def env(container: dict) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container["env"]}
+
+
+def test_every_kustomization_renders_offline(rendered):
+    kinds = {obj["kind"] for obj in rendered["base"]}
+    assert {"Namespace", "PersistentVolumeClaim", "Job", "Deployment", "Service", "ConfigMap",
+            "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
+    assert all(obj["metadata"].get("namespace") == "sentiment" for obj in rendered["base"] if obj["kind"] != "Namespace")
+    assert {obj["kind"] for obj in rendered["prometheus-operator"]} - kinds == CUSTOM_KINDS
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_rendered_objects_validate_against_the_kubernetes_schemas(rendered, version):
+    for name, objects in rendered.items():
+        for obj in objects:
+            if obj["kind"] in CUSTOM_KINDS:
+                continue
+            kubernetes_validate.validate(obj, version, strict=True)  # raises, naming the field
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+                  "spec": {"replicas": "two", "selector": {}, "template": {}}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, version, strict=True)
+
+
+def test_pods_run_non_root_read_only_without_capabilities(base):
+    for (kind, name), obj in base.items():
+        if kind not in ("Deployment", "Job"):
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False, container["name"]
+            assert security["readOnlyRootFilesystem"] is True, container["name"]
+            assert security["capabilities"]["drop"] == ["ALL"], container["name"]
+            assert "memory" in container["resources"]["limits"], container["name"]
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"]), container["name"]
+    assert base[("Namespace", "sentiment")]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_images_and_tf_serving_flags_match_docker_compose(base):
+    (tfserving,) = containers(base, "tfserving").values()
+    assert tfserving["image"] == COMPOSE["tfserving"]["image"]
+    assert tfserving["args"] == COMPOSE["tfserving"]["command"]
+    assert [p["containerPort"] for p in tfserving["ports"]] == [int(p) for p in COMPOSE["tfserving"]["expose"]]
+    # The readiness probe is the compose healthcheck's command (Compose writes $ as $$).
+    compose_check = COMPOSE["tfserving"]["healthcheck"]["test"]
+    assert compose_check[0] == "CMD-SHELL"
+    assert tfserving["readinessProbe"]["exec"]["command"] == ["/bin/sh", "-c", compose_check[1].replace("$$", "$")]
+    mounts = {m["mountPath"]: m for m in tfserving["volumeMounts"]}
+    assert mounts["/models"]["readOnly"] and mounts["/config"]["readOnly"]
+    for container in [*containers(base, "gateway").values(), base[("Job", "trainer")]["spec"]["template"]["spec"]["containers"][0]]:
+        assert container["image"].rsplit(":", 1)[1] == PROJECT_VERSION
+
+
+def test_tf_serving_config_files_are_the_ones_compose_mounts(base):
+    (config_map,) = [obj for (kind, name), obj in base.items() if kind == "ConfigMap" and name.startswith("tfserving-config")]
+    assert config_map["data"] == {path.name: path.read_text() for path in (MODELS_CONFIG, BATCHING_FILE, MONITORING_FILE)}
+    volumes = base[("Deployment", "tfserving")]["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "config", "configMap": {"name": config_map["metadata"]["name"]}} in volumes
+
+
+def test_gateway_ports_probes_and_environment_match_what_the_gateway_reads(base, gateway):
+    http, grpc_container = containers(base, "gateway")["http"], containers(base, "gateway")["grpc"]
+    compose_env = COMPOSE["gateway"]["environment"]
+    settings_fields = {f"GATEWAY_{name.upper()}" for name in Settings.__dataclass_fields__}
+    for variables in (env(http), env(grpc_container), compose_env):
+        unknown = {name for name in variables if name.startswith("GATEWAY_")} - settings_fields
+        assert not unknown, f"variables the gateway does not read: {unknown}"
+    assert env(http)["GUNICORN_BIND"].endswith(f":{http['ports'][0]['containerPort']}")
+    assert env(grpc_container)["GATEWAY_GRPC_PORT"] == str(grpc_container["ports"][0]["containerPort"])
+    assert {k: v for k, v in compose_env.items() if k != "GATEWAY_MODEL_SERVER"} == {
+        k: v for k, v in env(http).items() if k not in ("GATEWAY_MODEL_SERVER", "GATEWAY_MODEL_SERVER_LB_POLICY")
+    }
+    assert env(http)["GATEWAY_MODEL_SERVER"] == "dns:///tfserving:8500"
+    assert env(http)["GATEWAY_MODEL_SERVER_LB_POLICY"] == "round_robin"
+    # The probe paths exist in the running gateway and mean what the probes need.
+    assert requests.get(f"{gateway.url}{http['livenessProbe']['httpGet']['path']}", timeout=5).status_code == 200
+    assert requests.get(f"{gateway.url}{http['readinessProbe']['httpGet']['path']}", timeout=5).json()["ready"]
+    assert grpc_container["readinessProbe"]["grpc"]["port"] == grpc_container["ports"][0]["containerPort"]
+
+
+def test_rollouts_keep_capacity_and_termination_outlasts_the_drain(base):
+    for name in ("gateway", "tfserving"):
+        deployment = base[("Deployment", name)]["spec"]
+        assert deployment["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+        assert base[("PodDisruptionBudget", name)]["spec"]["minAvailable"] >= 1
+        assert deployment["replicas"] >= 2
+    gateway_pod = base[("Deployment", "gateway")]["spec"]["template"]["spec"]
+    pre_stop = max(int(c["lifecycle"]["preStop"]["exec"]["command"][1]) for c in gateway_pod["containers"])
+    drain = max(gunicorn_conf.graceful_timeout, Settings().grpc_shutdown_grace_seconds)
+    assert gateway_pod["terminationGracePeriodSeconds"] > pre_stop + drain
+    assert base[("Deployment", "tfserving")]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 10
+    service = base[("Service", "tfserving")]["spec"]
+    assert service["clusterIP"] == "None"  # headless: the gateway balances per call
+
+
+def test_only_the_gateway_and_prometheus_reach_tf_serving(base):
+    policy = base[("NetworkPolicy", "tfserving")]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "tfserving"}
+    allowed = {(rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], rule["ports"][0]["port"])
+               for rule in policy["ingress"]}
+    assert allowed == {("gateway", 8500), ("prometheus", 8501)}
+    assert base[("Service", "tfserving")]["spec"].get("type", "ClusterIP") == "ClusterIP"
+
+
+def test_monitoring_matches_the_compose_deployment(rendered, base):
+    operator = {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered["prometheus-operator"]}
+    alerts = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    assert operator[("PrometheusRule", "sentiment")]["spec"] == alerts
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
+    for job in scrape:
+        monitor = operator[("ServiceMonitor", job["job_name"])]["spec"]
+        assert monitor["endpoints"][0]["path"] == job["metrics_path"]
+        annotations = base[("Deployment", job["job_name"])]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/path"] == job["metrics_path"]
+
+
+def test_in_flight_autoscaling_uses_a_metric_the_gateway_exports(rendered):
+    hpa = {(o["kind"], o["metadata"]["name"]): o for o in rendered["autoscale-in-flight"]}[
+        ("HorizontalPodAutoscaler", "gateway")]
+    (pods_metric,) = [m["pods"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+    assert pods_metric["metric"]["name"] == metrics.IN_FLIGHT.describe()[0].name
+    adapter = yaml.safe_load((KUBERNETES / "overlays" / "autoscale-in-flight" / "prometheus-adapter-values.yaml").read_text())
+    assert metrics.IN_FLIGHT.describe()[0].name in adapter["rules"]["custom"][0]["seriesQuery"]
+
+
+def predict_count(model_server) -> float:
+    text = requests.get(f"{model_server.rest}/monitoring/prometheus/metrics", timeout=5).text
+    match = re.search(r':tensorflow:serving:request_count_total\{model_name="imdb_lstm",status="OK"\} (\S+)', text)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.mark.parametrize("policy, spread", [("round_robin", True), ("pick_first", False)])
+def test_round_robin_spreads_gateway_calls_over_model_servers(models_dir, tmp_path, policy, spread):
+    """What the headless Service gives the gateway in a cluster: several addresses behind one target."""
+    servers = [start_model_server(models_dir, tmp_path) for _ in range(2)]
+    target = "ipv4:" + ",".join(server.address for server in servers)
+    gateway = start_gateway(target, models_dir, tmp_path, GATEWAY_MODEL_SERVER_LB_POLICY=policy)
+    try:
+        before = [predict_count(server) for server in servers]
+        for _ in range(40):
+            response = requests.post(f"{gateway.url}/v1/sentiment", json={"text": "A fine film"}, timeout=10)
+            assert response.status_code == 200, response.text
+        calls = [predict_count(server) - start for server, start in zip(servers, before)]
+        assert sum(calls) == 40
+        if spread:
+            assert min(calls) >= 12, calls  # about half each
+        else:
+            assert sorted(calls) == [0, 40]
+    finally:
+        gateway.process.stop()
+        for server in servers:
+            server.process.stop()
