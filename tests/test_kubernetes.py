@@ -58,7 +58,8 @@ def test_every_kustomization_renders_offline(rendered):
     kinds = {obj["kind"] for obj in rendered["base"]}
     assert {"Namespace", "PersistentVolumeClaim", "Job", "Deployment", "Service", "ConfigMap",
             "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
-    assert all(obj["metadata"].get("namespace") == "sentiment" for obj in rendered["base"] if obj["kind"] != "Namespace")
+    namespaced = [obj for obj in rendered["base"] if obj["kind"] != "Namespace"]
+    assert all(obj["metadata"].get("namespace") == "sentiment" for obj in namespaced)
     assert {obj["kind"] for obj in rendered["prometheus-operator"]} - kinds == CUSTOM_KINDS
 
 
@@ -103,13 +104,17 @@ def test_images_and_tf_serving_flags_match_docker_compose(base):
     assert tfserving["readinessProbe"]["exec"]["command"] == ["/bin/sh", "-c", compose_check[1].replace("$$", "$")]
     mounts = {m["mountPath"]: m for m in tfserving["volumeMounts"]}
     assert mounts["/models"]["readOnly"] and mounts["/config"]["readOnly"]
-    for container in [*containers(base, "gateway").values(), base[("Job", "trainer")]["spec"]["template"]["spec"]["containers"][0]]:
+    trainer = base[("Job", "trainer")]["spec"]["template"]["spec"]["containers"][0]
+    for container in [*containers(base, "gateway").values(), trainer]:
         assert container["image"].rsplit(":", 1)[1] == PROJECT_VERSION
 
 
 def test_tf_serving_config_files_are_the_ones_compose_mounts(base):
-    (config_map,) = [obj for (kind, name), obj in base.items() if kind == "ConfigMap" and name.startswith("tfserving-config")]
-    assert config_map["data"] == {path.name: path.read_text() for path in (MODELS_CONFIG, BATCHING_FILE, MONITORING_FILE)}
+    (config_map,) = [
+        obj for (kind, name), obj in base.items() if kind == "ConfigMap" and name.startswith("tfserving-config")
+    ]
+    files = (MODELS_CONFIG, BATCHING_FILE, MONITORING_FILE)
+    assert config_map["data"] == {path.name: path.read_text() for path in files}
     volumes = base[("Deployment", "tfserving")]["spec"]["template"]["spec"]["volumes"]
     assert {"name": "config", "configMap": {"name": config_map["metadata"]["name"]}} in volumes
 
@@ -175,7 +180,8 @@ def test_in_flight_autoscaling_uses_a_metric_the_gateway_exports(rendered):
         ("HorizontalPodAutoscaler", "gateway")]
     (pods_metric,) = [m["pods"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
     assert pods_metric["metric"]["name"] == metrics.IN_FLIGHT.describe()[0].name
-    adapter = yaml.safe_load((KUBERNETES / "overlays" / "autoscale-in-flight" / "prometheus-adapter-values.yaml").read_text())
+    adapter_values = KUBERNETES / "overlays" / "autoscale-in-flight" / "prometheus-adapter-values.yaml"
+    adapter = yaml.safe_load(adapter_values.read_text())
     assert metrics.IN_FLIGHT.describe()[0].name in adapter["rules"]["custom"][0]["seriesQuery"]
 
 

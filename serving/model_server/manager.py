@@ -5,9 +5,10 @@ model's ``model_version_policy`` (latest N by default, all, or specific
 versions), loads versions that became wanted and unloads those that no longer
 are. A new version is loaded before the old one is dropped, and requests already
 holding the old version finish on it, so a rollout never fails a request. A
-version runs its warmup requests (TF Serving's `assets.extra/tf_serving_warmup_requests`)
-before it turns AVAILABLE. A version that fails to load or to warm up is reported with state END and its error and is not
-retried until its folder changes; the versions already loaded keep serving.
+version first runs its warmup requests (TF Serving's
+``assets.extra/tf_serving_warmup_requests``), then turns AVAILABLE. A version
+that fails to load or to warm up is reported with state END and its error and is
+not retried until its folder changes; the versions already loaded keep serving.
 """
 
 from __future__ import annotations
