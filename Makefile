@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 # Debian packages behind the tools the tests run (TOOL=PACKAGE); only missing ones
 # are installed. npm is not among them: it comes with Node.js, and Debian's npm
 # package conflicts with a Node.js installed from elsewhere.
-TEST_TOOLS    := promtool=prometheus prometheus=prometheus
+TEST_TOOLS    := promtool=prometheus prometheus=prometheus nginx=nginx
 # The compose tier: podman (runc, not crun, works here), its Docker API for
 # docker-compose, mmdebstrap for local base images, service-name DNS for CNI.
 COMPOSE_TOOLS := podman=podman runc=runc mmdebstrap=mmdebstrap docker-compose=docker-compose \
@@ -48,7 +48,9 @@ models: install
 	  $(PY) -m training --data $(DATA) --out $(MODELS_DIR) $(RUN_TRAIN_ARGS); \
 	fi
 
+# nginx (Debian) is the edge in front of the HTTP API, as in docker-compose.yml.
 run: models
+	@bash deploy/local/install-tools.sh nginx=nginx
 	MODELS_DIR=$(MODELS_DIR) HTTP_PORT=$(HTTP_PORT) PY=$(PY) bash deploy/local/run.sh
 
 test: install system-deps compose-deps tools
@@ -64,6 +66,8 @@ bench: models
 	@bash deploy/local/install-tools.sh hey=hey
 	$(PY) -m benchmarks --models-dir $(MODELS_DIR) --data $(DATA)
 	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR)
+	@bash deploy/local/install-tools.sh nginx=nginx
+	$(PY) -m benchmarks.edge --models-dir $(MODELS_DIR)
 
 # 5 minutes of mixed valid/invalid traffic; report in docs/soak.md.
 soak: models

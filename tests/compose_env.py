@@ -105,6 +105,13 @@ PROMETHEUS = DebianImage(
     ),
 )
 
+# Stands in for nginx: Debian's nginx (1.22) reads the same deploy/edge/nginx.conf.
+NGINX = DebianImage(
+    repository="sentiment-test-nginx",
+    packages=("nginx",),
+    changes=('ENTRYPOINT ["nginx"]', "EXPOSE 8080"),
+)
+
 
 class Podman:
     """podman with this environment's own configuration and storage."""

@@ -19,16 +19,26 @@ import pytest
 import requests
 import yaml
 
-from compose_env import PROMETHEUS, PYTHON_BASE, ROOT, ComposeProject, HealthcheckDriver, Podman, default_state_dir
+from compose_env import (
+    NGINX,
+    PROMETHEUS,
+    PYTHON_BASE,
+    ROOT,
+    ComposeProject,
+    HealthcheckDriver,
+    Podman,
+    default_state_dir,
+)
 from conftest import SHARED_TARBALL, free_port, wait_until
 from serving.client import SentimentClient
+from slow_clients import NormalClient, SlowClients
 from traffic import Traffic, http_sender
 
 # The first run builds the base images and every image (~10 min on 2 cores); later runs reuse them.
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
 
 PROJECT = "sentiment-compose-test"
-SERVICES = ("trainer", "tfserving", "gateway", "prometheus")
+SERVICES = ("trainer", "tfserving", "gateway", "edge", "prometheus")
 # Small but real models: the tier checks the deployment, not accuracy.
 TRAIN_ARGS = "--train-limit 1000 --test-limit 100 --epochs 1 --batch-size 64"
 COMPOSE_FILE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -75,11 +85,13 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         pytest.skip(f"podman cannot run containers on this machine: {reason}")
     python_image = podman.ensure_image(PYTHON_BASE)
     prometheus_image = podman.ensure_image(PROMETHEUS)
+    nginx_image = podman.ensure_image(NGINX)
     podman.start_service()
     ports = {name: free_port() for name in ("SENTIMENT_HTTP_PORT", "SENTIMENT_GRPC_PORT", "PROMETHEUS_PORT")}
     compose = ComposeProject(podman, PROJECT, {
         "SENTIMENT_TEST_PYTHON_IMAGE": python_image,
         "SENTIMENT_TEST_PROMETHEUS_IMAGE": prometheus_image,
+        "SENTIMENT_TEST_NGINX_IMAGE": nginx_image,
         "IMDB_DATA_DIR": str(SHARED_TARBALL.parent),
         "IMDB_DATA_FILE": SHARED_TARBALL.name,
         "SENTIMENT_TRAIN_ARGS": TRAIN_ARGS,
@@ -91,9 +103,10 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         compose("build")
         with HealthcheckDriver(podman, PROJECT) as healthchecks:
             compose("up", "--detach", *SERVICES)
-            # `up` returns once the gateway has started; Prometheus needs no more than that.
+            # `up` returns once the gateway and the edge have started: nothing waits on their health.
             try:
-                wait_until(lambda: deployment.health("gateway") == "healthy", 120, "gateway healthcheck")
+                wait_until(lambda: deployment.health("gateway") == deployment.health("edge") == "healthy", 120,
+                           "gateway and edge healthchecks")
             except TimeoutError as error:
                 raise TimeoutError(f"{error}; healthcheck runs failed: {healthchecks.errors[-3:]}") from error
             yield deployment
@@ -107,7 +120,7 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
 def test_trainer_exports_then_every_service_becomes_healthy(deployment):
     trainer = deployment.inspect("trainer")["State"]
     assert (trainer["Status"], trainer["ExitCode"]) == ("exited", 0)
-    for service in ("tfserving", "gateway"):
+    for service in ("tfserving", "gateway", "edge"):
         assert deployment.health(service) == "healthy", service
     assert deployment.inspect("prometheus")["State"]["Status"] == "running"
 
@@ -146,7 +159,7 @@ def test_prometheus_collects_the_gateway_and_the_model_server(deployment):
     assert up == {"gateway": "1", "tfserving": "1"}
 
 
-@pytest.mark.parametrize("service", ["trainer", "tfserving", "gateway", "prometheus"])
+@pytest.mark.parametrize("service", ["trainer", "tfserving", "gateway", "edge", "prometheus"])
 def test_containers_run_as_non_root_on_a_read_only_root_file_system(deployment, service):
     inspected = deployment.inspect(service)
     assert inspected["Config"]["User"] == COMPOSE_FILE["services"][service]["user"]
@@ -158,6 +171,18 @@ def test_containers_run_as_non_root_on_a_read_only_root_file_system(deployment, 
         assert uid == inspected["Config"]["User"].split(":")[0]
         write = deployment.compose.podman("exec", container, "sh", "-c", "touch /probe", check=False)
         assert write.returncode != 0 and "Read-only file system" in write.stderr
+
+
+def test_slow_clients_do_not_take_the_published_http_port_down(deployment):
+    """300 connections trickling bodies into the edge; a normal client beside them."""
+    with SlowClients("127.0.0.1", deployment.http_port, count=300, interval=3) as slow:
+        time.sleep(1)
+        normal = NormalClient(f"{deployment.http}/v1/sentiment", duration=8).run()
+        wait_until(lambda: slow.still_open == 0, 15, "the edge closing the slow connections")
+    print(f"\ncompose edge, 300 slow connections: {normal.success_rate:.0%} of {len(normal.statuses)} normal "
+          f"requests succeeded, p99 {normal.p99 * 1000:.0f} ms")
+    assert normal.success_rate == 1.0, sorted(set(normal.statuses))
+    assert normal.p99 < 1.0
 
 
 def test_a_new_version_rolls_out_under_load_without_a_failed_request(deployment):

@@ -2,6 +2,7 @@
 schemas, the Compose specification (dclint), promtool, hadolint, and a real
 Prometheus server scraping a running gateway."""
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ import requests
 import yaml
 
 from conftest import BATCHING_FILE, MODELS_CONFIG, MONITORING_FILE, ROOT, free_port, wait_until
+from serving.gateway.settings import Settings
 from serving.model_server.config import load_batching_parameters, load_model_config, load_monitoring_config
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -64,7 +66,12 @@ def test_compose_wiring():
     assert "/readyz" in " ".join(SERVICES["gateway"]["healthcheck"]["test"])
     assert SERVICES["gateway"]["environment"]["GATEWAY_MODEL_SERVER"] == "tfserving:8500"
     assert "models:/models:ro" in SERVICES["gateway"]["volumes"]
-    assert SERVICES["gateway"]["ports"] == ["${SENTIMENT_HTTP_PORT:-8000}:8000", "${SENTIMENT_GRPC_PORT:-8600}:8600"]
+    # HTTP is published by the edge only; gRPC by the gateway.
+    assert SERVICES["gateway"]["ports"] == ["${SENTIMENT_GRPC_PORT:-8600}:8600"]
+    assert SERVICES["edge"]["ports"] == ["${SENTIMENT_HTTP_PORT:-8000}:8080"]
+    assert SERVICES["edge"]["depends_on"]["gateway"]["condition"] == "service_healthy"
+    assert container_path("edge", ROOT / "deploy" / "edge" / "nginx.conf") == Path(
+        SERVICES["edge"]["entrypoint"][SERVICES["edge"]["entrypoint"].index("-c") + 1])
     for name in ("prometheus", "grafana"):
         assert all(port.startswith("127.0.0.1:") for port in SERVICES[name]["ports"])
     for name, service in SERVICES.items():
@@ -176,3 +183,13 @@ def test_real_prometheus_scrapes_the_gateway(gateway, model_server, tmp_path):
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_the_edge_refuses_the_same_bodies_as_the_gateway():
+    config = (ROOT / "deploy" / "edge" / "nginx.conf").read_text()
+    (megabytes,) = re.findall(r"^\s*client_max_body_size (\d+)m;", config, re.M)
+    limit = Settings().max_body_bytes
+    assert int(megabytes) * 1024 * 1024 == limit
+    assert f"larger than {limit} bytes" in config  # the edge's own 413 body
+    assert re.search(r"^\s*client_body_buffer_size (\d+)m;", config, re.M).group(1) == megabytes  # never on disk
+    assert "proxy_request_buffering on;" in config

@@ -109,6 +109,22 @@ def test_images_and_tf_serving_flags_match_docker_compose(base):
         assert container["image"].rsplit(":", 1)[1] == PROJECT_VERSION
 
 
+def test_the_edge_is_the_compose_edge(base):
+    (nginx,) = containers(base, "edge").values()
+    assert nginx["image"] == COMPOSE["edge"]["image"]
+    assert nginx["command"] == COMPOSE["edge"]["entrypoint"]
+    (config_map,) = [obj for (kind, name), obj in base.items() if kind == "ConfigMap" and name.startswith("edge-config")]
+    assert config_map["data"] == {"nginx.conf": (ROOT / "deploy" / "edge" / "nginx.conf").read_text()}
+    assert nginx["ports"][0]["containerPort"] == int(COMPOSE["edge"]["ports"][0].rsplit(":", 1)[1])
+    # Only the edge and Prometheus reach gunicorn; gRPC stays open.
+    policy = base[("NetworkPolicy", "gateway")]["spec"]
+    http_rule, grpc_rule = policy["ingress"]
+    assert [peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in http_rule["from"]] == [
+        "edge", "prometheus"]
+    assert http_rule["ports"] == [{"port": 8000, "protocol": "TCP"}]
+    assert "from" not in grpc_rule and grpc_rule["ports"] == [{"port": 8600, "protocol": "TCP"}]
+
+
 def test_tf_serving_config_files_are_the_ones_compose_mounts(base):
     (config_map,) = [
         obj for (kind, name), obj in base.items() if kind == "ConfigMap" and name.startswith("tfserving-config")
@@ -140,7 +156,7 @@ def test_gateway_ports_probes_and_environment_match_what_the_gateway_reads(base,
 
 
 def test_rollouts_keep_capacity_and_termination_outlasts_the_drain(base):
-    for name in ("gateway", "tfserving"):
+    for name in ("gateway", "tfserving", "edge"):
         deployment = base[("Deployment", name)]["spec"]
         assert deployment["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
         assert base[("PodDisruptionBudget", name)]["spec"]["minAvailable"] >= 1

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Local stack without Docker: the TF-Serving-compatible model server, then the gateway
-# under gunicorn, both reading deploy/tfserving/ like the compose deployment does.
+# Local stack without Docker: the TF-Serving-compatible model server, the gateway under
+# gunicorn and its gRPC server, reading deploy/tfserving/ like the compose deployment
+# does, and nginx in front of the HTTP API with the compose edge's config.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 PY=${PY:-.venv/bin/python}
 MODELS_DIR=${MODELS_DIR:-models}
-HTTP_PORT=${HTTP_PORT:-8000}
+HTTP_PORT=${HTTP_PORT:-8000}                  # the edge (nginx): the public HTTP port
+GATEWAY_HTTP_PORT=${GATEWAY_HTTP_PORT:-8001}  # gunicorn, behind the edge
 GRPC_PORT=${GRPC_PORT:-8600}
 MODEL_SERVER_PORT=${MODEL_SERVER_PORT:-8500}
 MODEL_SERVER_REST_PORT=${MODEL_SERVER_REST_PORT:-8501}
@@ -41,16 +43,29 @@ GATEWAY_GRPC_PORT="$GRPC_PORT" \
 GRPC_PID=$!
 trap 'kill -TERM $GRPC_PID $MODEL_SERVER_PID 2>/dev/null; wait $GRPC_PID $MODEL_SERVER_PID 2>/dev/null' EXIT
 
+# The edge: deploy/edge/nginx.conf with loopback ports in place of the compose ones.
+mkdir -p "$RUN_DIR/edge"
+sed -e "s|^\( *\)server gateway:8000;.*|\1server 127.0.0.1:$GATEWAY_HTTP_PORT;|" \
+    -e "s|^\( *\)listen 8080;.*|\1listen 127.0.0.1:$HTTP_PORT;|" \
+    deploy/edge/nginx.conf >"$RUN_DIR/edge/nginx.conf"
+grep -q "listen 127.0.0.1:$HTTP_PORT;" "$RUN_DIR/edge/nginx.conf" \
+  && grep -q "server 127.0.0.1:$GATEWAY_HTTP_PORT;" "$RUN_DIR/edge/nginx.conf" \
+  || { echo "deploy/edge/nginx.conf no longer has the lines run.sh rewrites" >&2; exit 1; }
+nginx -p "$RUN_DIR/edge/" -e stderr -c "$(cd "$RUN_DIR/edge" && pwd)/nginx.conf" >"$RUN_DIR/edge.log" 2>&1 &
+EDGE_PID=$!
+trap 'kill -TERM $EDGE_PID $GRPC_PID $MODEL_SERVER_PID 2>/dev/null; wait $EDGE_PID $GRPC_PID $MODEL_SERVER_PID 2>/dev/null' EXIT
+
 cat <<MSG
 sentiment service on http://127.0.0.1:$HTTP_PORT
   curl -s http://127.0.0.1:$HTTP_PORT/v1/sentiment -H 'Content-Type: application/json' -d '{"text": "A wonderful film."}'
   API: http://127.0.0.1:$HTTP_PORT/openapi.yaml   metrics: /metrics   readiness: /readyz
   gRPC API: 127.0.0.1:$GRPC_PORT   e.g. .venv/bin/python -m serving.client predict "A wonderful film."
   model server: gRPC 127.0.0.1:$MODEL_SERVER_PORT, REST http://127.0.0.1:$MODEL_SERVER_REST_PORT
+  edge (nginx) log: $RUN_DIR/edge.log; gunicorn itself: http://127.0.0.1:$GATEWAY_HTTP_PORT
 MSG
 
 PROMETHEUS_MULTIPROC_DIR="$RUN_DIR/metrics" \
 GATEWAY_MODEL_SERVER="127.0.0.1:$MODEL_SERVER_PORT" \
 GATEWAY_MODELS_DIR="$MODELS_DIR" \
-GUNICORN_BIND="127.0.0.1:$HTTP_PORT" \
+GUNICORN_BIND="127.0.0.1:$GATEWAY_HTTP_PORT" \
   "$PY" -m gunicorn -c serving/gateway/gunicorn_conf.py serving.gateway.wsgi:app

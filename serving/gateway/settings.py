@@ -34,6 +34,7 @@ class Settings:
     max_texts: int = 64  # texts per request
     max_text_chars: int = 20_000  # characters per text
     max_body_bytes: int = 1_048_576  # HTTP request body
+    body_timeout_seconds: float = 10.0  # an HTTP body not complete by then gets 408
     max_in_flight: int = 128  # predictions in progress per process; beyond: 429 / RESOURCE_EXHAUSTED
     coalesce_max_calls: int = 2  # Predict calls in flight per model version per process; more requests share the next
     coalesce_max_rows: int = 128  # rows per shared call; at most the model server's max_batch_size

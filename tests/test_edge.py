@@ -1,0 +1,163 @@
+"""Slow clients against `make run`'s stack (deploy/local/run.sh, the real script): the
+nginx edge keeps the HTTP API available, and the gateway bounds how long it waits for
+a request body on its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import ROOT, free_port, wait_until
+from slow_clients import NormalClient, SlowClients
+
+SLOW_CONNECTIONS = 300
+TRICKLE_SECONDS = 3  # one body byte per interval: longer than the edge's 2 s body timeout
+BODY_TIMEOUT_SECONDS = 2  # the gateway's own deadline in this test (default 10)
+
+
+@dataclass
+class LocalStack:
+    process: subprocess.Popen
+    edge_port: int
+    gateway_port: int
+    run_dir: Path
+
+    @property
+    def edge(self) -> str:
+        return f"http://127.0.0.1:{self.edge_port}"
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def gunicorn_pids(self) -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.getpgid(int(entry.name)) == self.process.pid and b"gunicorn" in (entry / "cmdline").read_bytes():
+                        pids.append(int(entry.name))
+                except (OSError, ProcessLookupError):
+                    continue
+        return pids
+
+    def gunicorn_footprint(self) -> tuple[int, int]:
+        """Open file descriptors and resident kB of gunicorn's master and workers."""
+        fds = rss = 0
+        for pid in self.gunicorn_pids():
+            fds += len(os.listdir(f"/proc/{pid}/fd"))
+            status = Path(f"/proc/{pid}/status").read_text()
+            rss += int(status.split("VmRSS:")[1].split()[0])
+        return fds, rss
+
+
+@pytest.fixture(scope="module")
+def local_stack(models_dir, tmp_path_factory) -> Iterator[LocalStack]:
+    run_dir = tmp_path_factory.mktemp("run")
+    ports = {name: free_port() for name in
+             ("HTTP_PORT", "GATEWAY_HTTP_PORT", "GRPC_PORT", "MODEL_SERVER_PORT", "MODEL_SERVER_REST_PORT")}
+    env = {**os.environ, **{name: str(port) for name, port in ports.items()},
+           "MODELS_DIR": str(models_dir), "RUN_DIR": str(run_dir), "PY": sys.executable,
+           "GATEWAY_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_SECONDS)}
+    process = subprocess.Popen(["bash", "deploy/local/run.sh"], cwd=ROOT, env=env, start_new_session=True,
+                               stdout=(run_dir / "run.log").open("wb"), stderr=subprocess.STDOUT)
+    stack = LocalStack(process, ports["HTTP_PORT"], ports["GATEWAY_HTTP_PORT"], run_dir)
+    try:
+        wait_until(lambda: requests.get(f"{stack.edge}/readyz", timeout=2).ok, 120, f"make run's stack ({run_dir})")
+        yield stack
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_the_edge_serves_the_api_and_answers_its_own_errors_in_the_gateway_shape(local_stack):
+    response = requests.post(f"{local_stack.edge}/v1/sentiment", json={"text": "A wonderful film."}, timeout=10)
+    assert response.status_code == 200 and response.json()["predictions"][0]["label"] in ("positive", "negative")
+    too_large = requests.post(f"{local_stack.edge}/v1/sentiment", data=b"x" * (1_048_576 + 1),
+                              headers={"Content-Type": "application/json"}, timeout=10)
+    assert too_large.status_code == 413
+    assert too_large.json()["error"]["code"] == "payload_too_large"
+    assert "gunicorn" not in too_large.headers.get("Server", "")
+
+
+def measure(host_port: int, url: str) -> tuple[NormalClient, SlowClients]:
+    with SlowClients("127.0.0.1", host_port, SLOW_CONNECTIONS, TRICKLE_SECONDS) as slow:
+        time.sleep(1)  # let the slow connections settle in
+        normal = NormalClient(url, duration=8).run()
+        deadline = time.monotonic() + 15
+        while slow.still_open and time.monotonic() < deadline:
+            time.sleep(0.5)
+    return normal, slow
+
+
+def test_slow_bodies_leave_the_http_api_available_through_the_edge(local_stack):
+    fds_before, rss_before = local_stack.gunicorn_footprint()
+    normal, slow = measure(local_stack.edge_port, f"{local_stack.edge}/v1/sentiment")
+    print(f"\nedge, {SLOW_CONNECTIONS} slow connections: {normal.success_rate:.0%} of {len(normal.statuses)} "
+          f"normal requests succeeded, p99 {normal.p99 * 1000:.0f} ms; slow ones closed after "
+          f"{max(slow.closed_after, default=0):.1f} s at most")
+    assert normal.success_rate == 1.0, sorted(set(normal.statuses))
+    assert normal.p99 < 1.0
+    assert slow.still_open == 0, "the edge's timeouts close every trickling connection"
+    fds_after, rss_after = local_stack.gunicorn_footprint()
+    assert fds_after <= fds_before + 4 and rss_after <= rss_before + 16 * 1024
+
+
+def test_without_the_edge_the_gateway_bounds_each_body_but_threads_run_out(local_stack):
+    """The figure the edge exists for: the same load against gunicorn's own port."""
+    normal, slow = measure(local_stack.gateway_port, f"{local_stack.gateway}/v1/sentiment")
+    print(f"\ngunicorn directly, {SLOW_CONNECTIONS} slow connections: {normal.success_rate:.0%} of "
+          f"{len(normal.statuses)} normal requests succeeded, p99 {normal.p99 * 1000:.0f} ms")
+    # Every slow body is answered (408) within the gateway's deadline once a thread takes it.
+    assert slow.still_open == 0
+    assert normal.success_rate < 1.0 or normal.p99 > 1.0
+
+
+def open_and_send(port: int, payload: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    sock.sendall(payload)
+    return sock
+
+
+def seconds_until_closed(sock: socket.socket) -> tuple[float, bytes]:
+    started = time.monotonic()
+    received = b""
+    with sock:
+        while chunk := sock.recv(65536):
+            received += chunk
+    return time.monotonic() - started, received
+
+
+@pytest.mark.parametrize("payload, limit", [
+    (b"", 5 + 2),  # connects and sends nothing: client_header_timeout
+    (b"POST /v1/sentiment HTTP/1.1\r\nHost: x\r\n", 5 + 2),  # headers never finish
+    (b"POST /v1/sentiment HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+     b"Content-Length: 100\r\n\r\n{\"text\":", 2 + 2),  # body shorter than its Content-Length
+])
+def test_the_edge_closes_idle_slow_and_short_requests(local_stack, payload, limit):
+    seconds, _ = seconds_until_closed(open_and_send(local_stack.edge_port, payload))
+    assert seconds < limit
+
+
+def test_the_gateway_answers_408_to_a_body_shorter_than_its_content_length(local_stack):
+    sock = open_and_send(local_stack.gateway_port, b"POST /v1/sentiment HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"text\":")
+    seconds, received = seconds_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in received
+    assert BODY_TIMEOUT_SECONDS <= seconds < BODY_TIMEOUT_SECONDS + 2
+    # The worker is free again at once.
+    assert requests.post(f"{local_stack.gateway}/v1/sentiment", json={"text": "Fine."}, timeout=5).ok
