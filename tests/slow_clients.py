@@ -13,21 +13,28 @@ from dataclasses import dataclass, field
 import numpy as np
 import requests
 
-REQUEST_HEAD = (
-    "POST /v1/sentiment HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-    "Content-Length: 4000\r\n\r\n"
+HTTP_HEAD = (
+    b"POST /v1/sentiment HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 4000\r\n\r\n"
 )
+# HTTP/2 (gRPC): the connection preface, then a SETTINGS frame announcing 600 bytes
+# of payload, which the trickled bytes then fill (unknown setting ids are ignored).
+HTTP2_HEAD = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + (600).to_bytes(3, "big") + b"\x04\x00" + bytes(4)
 
 
 @dataclass
 class SlowClients:
-    """``count`` connections that send a request's headers, then one body byte every
-    ``interval`` seconds; records when the server closed each of them."""
+    """``count`` connections that send ``head`` (an HTTP request's headers by default),
+    then one byte every ``interval`` seconds; records when the server closed each."""
 
     host: str
     port: int
     count: int
     interval: float
+    head: bytes = HTTP_HEAD
+    # HTTP/1.1: any response ends the request (e.g. 408). HTTP/2: the server speaks
+    # first (its SETTINGS), so only a closed connection counts.
+    response_ends_it: bool = True
     sockets: list[socket.socket] = field(default_factory=list)
     closed_after: list[float] = field(default_factory=list)
 
@@ -48,7 +55,7 @@ class SlowClients:
         open_sockets = []
         for _ in range(self.count):
             sock = socket.create_connection((self.host, self.port), timeout=5)
-            sock.sendall(REQUEST_HEAD.format(host=self.host).encode())
+            sock.sendall(self.head)
             sock.setblocking(False)
             self.sockets.append(sock)
             open_sockets.append(sock)
@@ -58,16 +65,16 @@ class SlowClients:
                     open_sockets.remove(sock)
                     self.closed_after.append(time.monotonic() - started)
 
-    @staticmethod
-    def _answered_or_closed(sock: socket.socket) -> bool:
+    def _answered_or_closed(self, sock: socket.socket) -> bool:
         """True once the server has answered (e.g. 408) or closed; else send the next byte."""
         try:
-            sock.recv(65536)
-            return True  # a response, or b"" for a closed connection
+            data = sock.recv(65536)
         except BlockingIOError:
-            pass  # nothing yet: the server is still waiting for the body
+            data = None  # nothing yet: the server is still waiting for the rest
         except OSError:
             return True
+        if data == b"" or (data and self.response_ends_it):
+            return True  # closed, or answered
         try:
             sock.send(b" ")
         except BlockingIOError:
