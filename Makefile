@@ -8,7 +8,7 @@ HTTP_PORT   ?= 8000
 # Small-but-real models for `make run` when none are exported (~2 minutes on 2 cores).
 RUN_TRAIN_ARGS ?= --train-limit 8000 --test-limit 2000 --epochs 4 --batch-size 64
 
-.PHONY: install system-deps compose-deps tools models run test test-compose bench soak audit protos clean
+.PHONY: install system-deps compose-deps tools models run test test-compose clean-compose bench soak audit protos clean
 
 install: $(VENV)/.installed
 
@@ -60,6 +60,15 @@ test: install system-deps compose-deps tools
 # the first time (base images, image builds), less once the images are cached.
 test-compose: install compose-deps
 	$(PY) -m pytest -m compose
+
+# Frees the compose tier's podman state and cached images (several GB). podman must
+# unmount its layers itself, so a plain rm is not enough.
+COMPOSE_STATE ?= $(or $(SENTIMENT_COMPOSE_STATE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sentiment-compose-test)
+clean-compose:
+	if [ -f $(COMPOSE_STATE)/containers.conf ]; then \
+	  CONTAINERS_CONF=$(COMPOSE_STATE)/containers.conf CONTAINERS_STORAGE_CONF=$(COMPOSE_STATE)/storage.conf \
+	    podman system reset --force; fi
+	rm -rf $(COMPOSE_STATE)
 
 # Throughput/latency table (docs/benchmarks.md); needs hey from Debian.
 bench: models
