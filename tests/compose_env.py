@@ -17,6 +17,7 @@ from the official images and never see them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -204,16 +205,20 @@ class Podman:
 
 
 class HealthcheckDriver:
-    """Runs every container's healthcheck each ``interval`` seconds.
+    """Runs each container's healthcheck at the interval its compose file gives.
 
     podman schedules healthchecks with systemd timers; without systemd nothing runs
-    them, and `depends_on: condition: service_healthy` would wait forever.
+    them, and `depends_on: condition: service_healthy` would wait forever. As with
+    Docker, the first check runs one interval after the container is first seen, so
+    the compose file's interval × retries is the time a service has to become healthy.
     """
 
-    def __init__(self, podman: Podman, project: str, interval: float = 1.0) -> None:
+    def __init__(self, podman: Podman, project: str, tick: float = 0.5) -> None:
         self._podman = podman
         self._project = project
-        self._interval = interval
+        self._tick = tick
+        self._next_run: dict[str, float] = {}
+        self._intervals: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="healthchecks", daemon=True)
         self.errors: list[str] = []
@@ -227,10 +232,16 @@ class HealthcheckDriver:
         self._thread.join(30)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._stop.wait(self._tick):
             try:
                 for container in self._containers_with_healthchecks():
-                    self._podman("healthcheck", "run", container, check=False, timeout=60)
+                    now = time.monotonic()
+                    if container not in self._intervals:
+                        self._intervals[container] = self._interval(container)
+                        self._next_run[container] = now + self._intervals[container]
+                    if now >= self._next_run[container]:
+                        self._podman("healthcheck", "run", container, check=False, timeout=60)
+                        self._next_run[container] = time.monotonic() + self._intervals[container]
             except Exception as error:  # a slow or failed podman call must not end the driver
                 self.errors.append(f"{type(error).__name__}: {error}")
 
@@ -241,6 +252,11 @@ class HealthcheckDriver:
         )
         # The status of a container with a healthcheck ends in (starting), (healthy) or (unhealthy).
         return [line.split()[0] for line in listed.stdout.splitlines() if line.endswith(")")]
+
+    def _interval(self, container: str) -> float:
+        inspected = json.loads(self._podman("inspect", container, timeout=60).stdout)[0]
+        nanoseconds = (inspected["Config"].get("Healthcheck") or {}).get("Interval") or 30_000_000_000
+        return nanoseconds / 1e9
 
 
 class ComposeProject:

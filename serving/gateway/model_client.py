@@ -75,6 +75,10 @@ class ModelServerClient:
                 ("grpc.initial_reconnect_backoff_ms", 100),
                 ("grpc.min_reconnect_backoff_ms", 100),
                 ("grpc.max_reconnect_backoff_ms", 1000),
+                # Re-resolve a name at most once a second, not gRPC's default 30 s: a
+                # model server whose DNS record appears just after the gateway starts
+                # (a compose service, a headless Service's new pod) is found at once.
+                ("grpc.dns_min_time_between_resolutions_ms", 1000),
                 ("grpc.service_config", json.dumps({"loadBalancingConfig": [{lb_policy: {}}]})),
             ],
         )
