@@ -23,9 +23,10 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 # package conflicts with a Node.js installed from elsewhere.
 TEST_TOOLS    := promtool=prometheus prometheus=prometheus nginx=nginx
 # The compose tier: podman (runc, not crun, works here), its Docker API for
-# docker-compose, mmdebstrap for local base images, service-name DNS for CNI.
+# docker-compose, mmdebstrap for local base images, netavark + aardvark-dns for
+# networks whose service names resolve as under Docker.
 COMPOSE_TOOLS := podman=podman runc=runc mmdebstrap=mmdebstrap docker-compose=docker-compose \
-                 /usr/lib/cni/dnsname=golang-github-containernetworking-plugin-dnsname
+                 /usr/lib/podman/netavark=netavark /usr/lib/podman/aardvark-dns=aardvark-dns
 
 system-deps:
 	@bash deploy/local/install-tools.sh $(TEST_TOOLS)

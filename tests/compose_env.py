@@ -33,14 +33,17 @@ EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
 DEBIAN_SUITE = "bookworm"
 
 # Settings podman needs on this machine kind: crun cannot raise RLIMIT_NOFILE here,
-# runc can; there is no systemd, so cgroupfs and file-based events.
+# runc can; there is no systemd, so cgroupfs and file-based events. netavark with
+# aardvark-dns, not CNI with dnsname: a container on two networks (the gateway,
+# Prometheus) must resolve names of either, as under Docker; with dnsname each
+# network's resolver answers "no such name" for the other's.
 CONTAINERS_CONF = """\
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 
 [network]
-network_backend = "cni"
-network_config_dir = "{state}/cni"
+network_backend = "netavark"
+network_config_dir = "{state}/networks"
 
 [engine]
 runtime = "runc"
@@ -131,7 +134,7 @@ class Podman:
         }
 
     def configure(self) -> None:
-        for folder in ("cni", "tmp", "storage", "run"):
+        for folder in ("networks", "tmp", "storage", "run"):
             (self.state / folder).mkdir(parents=True, exist_ok=True)
         (self.state / "containers.conf").write_text(CONTAINERS_CONF.format(state=self.state))
         (self.state / "storage.conf").write_text(STORAGE_CONF.format(state=self.state))
