@@ -24,9 +24,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 TEST_TOOLS    := promtool=prometheus prometheus=prometheus nginx=nginx
 # The compose tier: podman (runc, not crun, works here), its Docker API for
 # docker-compose, mmdebstrap for local base images, netavark + aardvark-dns for
-# networks whose service names resolve as under Docker.
+# networks whose service names resolve as under Docker (netavark runs iptables).
 COMPOSE_TOOLS := podman=podman runc=runc mmdebstrap=mmdebstrap docker-compose=docker-compose \
-                 /usr/lib/podman/netavark=netavark /usr/lib/podman/aardvark-dns=aardvark-dns
+                 /usr/lib/podman/netavark=netavark /usr/lib/podman/aardvark-dns=aardvark-dns iptables=iptables
 
 system-deps:
 	@bash deploy/local/install-tools.sh $(TEST_TOOLS)
