@@ -8,7 +8,7 @@ HTTP_PORT   ?= 8000
 # Small-but-real models for `make run` when none are exported (~2 minutes on 2 cores).
 RUN_TRAIN_ARGS ?= --train-limit 8000 --test-limit 2000 --epochs 4 --batch-size 64
 
-.PHONY: install system-deps compose-deps tools models run test test-compose clean-compose bench soak audit protos clean
+.PHONY: install system-deps compose-deps tools models run test test-fast test-compose clean-compose bench soak audit protos clean
 
 install: $(VENV)/.installed
 
@@ -56,6 +56,11 @@ run: models
 
 test: install system-deps compose-deps tools
 	$(PY) -m pytest
+
+# The in-process layer alone (request handling, tokenizer, settings, batching): seconds,
+# no processes, no TensorFlow runtime, no system packages.
+test-fast: install
+	$(PY) -m pytest tests/fast
 
 # docker-compose.yml brought up for real with podman (tests/test_compose.py); ~10 min
 # the first time (base images, image builds), less once the images are cached.

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.stack import MODELS, ROOT, Stack, latest_version
+from benchmarks.stack import Stack, latest_version
+from harness.processes import IMDB_TARBALL
+from text_contract.layout import SERVED_MODELS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -129,7 +131,7 @@ def bench_hey(
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/aclImdb_v1_labeled.tar.gz")
+    parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per scenario [8]")
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.json"))
@@ -138,29 +140,29 @@ def main() -> None:
 
     from serving.client import SentimentClient
     from serving.gateway.model_client import ModelServerClient
+    from text_contract.tokenizer import Tokenizer, TokenizerContract
     from training.dataset import load_imdb
-    from training.preprocessing import Tokenizer, TokenizerContract
 
     texts = load_imdb(args.data).test.sample(512, seed=3).texts
     rows: list[dict] = []
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     stack = Stack(models_dir, log_dir, args.gunicorn_workers)
     try:
-        for model, name in MODELS.items():
+        for model, name in SERVED_MODELS.items():
             version_dir = latest_version(models_dir, name)
             ids, _ = Tokenizer(TokenizerContract.read(version_dir)).encode_batch(texts)
             print(f"== {model}: raw signature", flush=True)
             rows += bench_raw(version_dir, model, ids, (1, 8, 64, 256), args.duration)
 
             print(f"== {model}: model server over gRPC", flush=True)
-            client = ModelServerClient(f"127.0.0.1:{stack.ms_port}", 10)
+            client = ModelServerClient(stack.model_server.address, 10)
             version = int(version_dir.name)
             for clients, size in ((1, 1), (64, 1), (4, 64)):
                 latencies, errors, seconds = run_threads(
                     lambda: client.predict(name, version, ids[:size]), clients, args.duration)
                 rows.append(summary("model server gRPC", model, clients, size, seconds, latencies, errors))
 
-            url = f"http://127.0.0.1:{stack.http_port}/v1/sentiment"
+            url = f"{stack.http_url}/v1/sentiment"
             for clients in (1, 8, 64):
                 print(f"== {model}: gateway HTTP, 1 text, {clients} clients", flush=True)
                 rows.append(bench_hey(url, {"text": texts[0], "model": model}, clients, args.duration,
@@ -170,20 +172,20 @@ def main() -> None:
                                   "gateway HTTP", model, stack))
 
             print(f"== {model}: gateway gRPC", flush=True)
-            with SentimentClient(f"127.0.0.1:{stack.grpc_port}") as sentiment:
+            with SentimentClient(stack.grpc_target) as sentiment:
                 for clients, size in ((1, 1), (16, 1), (4, 32)):
                     latencies, errors, seconds = run_threads(
                         lambda: sentiment.predict(texts[:size], model=model), clients, args.duration)
                     rows.append(summary("gateway gRPC", model, clients, size, seconds, latencies, errors))
 
             print(f"== {model}: naive Flask + model.predict", flush=True)
-            port = stack.start_naive(version_dir)
-            rows.append(bench_hey(f"http://127.0.0.1:{port}/predict", {"text": texts[0]}, 16,
+            naive = stack.start_naive(version_dir)
+            rows.append(bench_hey(f"{naive}/predict", {"text": texts[0]}, 16,
                                   args.duration, "naive Flask + model.predict", model))
     finally:
         stack.stop()
 
-    for model in MODELS:
+    for model in SERVED_MODELS:
         raw64 = next(r["reviews_per_s"] for r in rows if r["model"] == model and r["scenario"] == "raw signature, batch 64")
         for row in rows:
             if row["model"] == model:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from benchmarks.stack import ROOT, free_port, wait_http
+from harness.processes import ROOT, free_port, responds, wait_until
 
 BODY = {"text": "A wonderful, moving film with a clever script and fine acting."}
 
@@ -75,7 +75,7 @@ def main() -> None:
             "gunicorn directly": f"http://127.0.0.1:{ports['GATEWAY_HTTP_PORT']}/v1/sentiment",
         }
         try:
-            wait_http(f"http://127.0.0.1:{ports['HTTP_PORT']}/readyz")
+            wait_until(responds(f"http://127.0.0.1:{ports['HTTP_PORT']}/readyz"), 120, "make run's stack")
             for url in targets.values():
                 closed_loop(url, 4, 2)  # warm both paths
             results: dict[tuple[str, int], tuple[list[float], int]] = {}

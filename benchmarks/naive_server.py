@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 from flask import Flask, jsonify, request  # noqa: E402
 
-from training.preprocessing import Tokenizer, TokenizerContract  # noqa: E402
+from text_contract.tokenizer import Tokenizer, TokenizerContract  # noqa: E402
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ import argparse
 import json
 import random
 import re
-import subprocess
 import tempfile
 import threading
 import time
@@ -31,7 +30,8 @@ import grpc
 import numpy as np
 import requests
 
-from benchmarks.stack import ROOT, Stack
+from benchmarks.stack import Stack, child_pids
+from harness.processes import IMDB_TARBALL
 
 
 @dataclass(frozen=True)
@@ -72,14 +72,14 @@ class Senders:
     """One callable per request kind, each returning the status it got."""
 
     def __init__(self, stack: Stack, texts: list[str]) -> None:
-        self._url = f"http://127.0.0.1:{stack.http_port}/v1/sentiment"
+        self._url = f"{stack.http_url}/v1/sentiment"
         self._texts = texts
         self._local = threading.local()
-        self._channel = grpc.insecure_channel(f"127.0.0.1:{stack.grpc_port}")
+        self._channel = grpc.insecure_channel(stack.grpc_target)
         self._raw_predict = self._channel.unary_unary("/sentiment.v1.SentimentService/Predict")
         from serving.client import SentimentClient
 
-        self._client = SentimentClient(f"127.0.0.1:{stack.grpc_port}")
+        self._client = SentimentClient(stack.grpc_target)
         oversized = b'{"text": "' + b"a" * 1_100_000 + b'"}'
         self.by_kind: dict[str, Callable[[], str]] = {
             "http lstm 1 text": lambda: self._post(json={"text": self._pick(1)[0], "model": "lstm"}),
@@ -130,12 +130,11 @@ def rss_mib(pid: int) -> float:
 
 
 def service_pids(stack: Stack) -> dict[str, list[int]]:
-    model_server, gateway, grpc_gateway = stack.processes[:3]
-    workers = subprocess.run(["pgrep", "-P", str(gateway.pid)], capture_output=True, text=True).stdout.split()
+    gateway = stack.gateway.process.pid
     return {
-        "model server": [model_server.pid],
-        "gateway (gunicorn master + workers)": [gateway.pid, *map(int, workers)],
-        "gRPC gateway": [grpc_gateway.pid],
+        "model server": [stack.model_server.process.pid],
+        "gateway (gunicorn master + workers)": [gateway, *child_pids(gateway)],
+        "gRPC gateway": [stack.grpc_gateway.process.pid],
     }
 
 
@@ -232,7 +231,7 @@ def render(report: dict, max_growth: float) -> tuple[str, bool]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n")[0])
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/aclImdb_v1_labeled.tar.gz")
+    parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
     parser.add_argument("--duration", type=float, default=300.0, help="seconds [300]")
     parser.add_argument("--rate", type=float, default=40.0, help="requests per second [40]")
     parser.add_argument("--window", type=float, default=30.0, help="report window, seconds [30]")

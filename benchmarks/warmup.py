@@ -15,8 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -24,15 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.stack import ROOT, free_port, latest_version, wait_http
+from benchmarks.stack import latest_version
+from harness.processes import start_model_server
+from text_contract.layout import SERVED_MODELS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-MODEL = "imdb_lstm"
+MODEL = SERVED_MODELS["lstm"]
 
 
-def available(rest_port: int, version: int) -> bool:
-    url = f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}/versions/{version}"
+def available(rest_url: str, version: int) -> bool:
+    url = f"{rest_url}/v1/models/{MODEL}/versions/{version}"
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             states = [s["state"] for s in json.load(response)["model_version_status"]]
@@ -51,11 +51,12 @@ def main() -> None:
     import tensorflow as tf
 
     from serving.tfs_apis import predict_pb2, prediction_service_pb2_grpc
-    from training.signature import INPUT_NAME, WARMUP_REQUESTS_FILE
+    from text_contract.layout import WARMUP_REQUESTS_FILE
+    from text_contract.signature import INPUT_NAME
+    from text_contract.tokenizer import TokenizerContract
 
     source = latest_version(args.models_dir, MODEL)
-    contract = json.loads((source / "assets.extra" / "tokenizer.json").read_text())
-    tokens = np.zeros((1, contract["maxlen"]), np.int32)
+    tokens = np.zeros((1, TokenizerContract.read(source).maxlen), np.int32)
     tokens[0, -3:] = (1, 20, 30)
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -66,21 +67,15 @@ def main() -> None:
             'model_platform: "tensorflow" } }\n'
         )
         shutil.copytree(source, base / MODEL / "1")
-        grpc_port, rest_port = free_port(), free_port()
-        log = (Path(scratch) / "model_server.log").open("wb")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "serving.model_server", "--port", str(grpc_port),
-             "--rest_api_port", str(rest_port), "--model_config_file", str(config),
-             "--base_path_map", f"/models={base}", "--file_system_poll_wait_seconds", "0.05"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        server = start_model_server(
+            base, Path(scratch), config=config, poll_seconds=0.05, batching=False, wait_for=[MODEL]
         )
-        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+        channel = grpc.insecure_channel(server.address)
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         results: dict[str, dict[str, list[float]]] = {
             setting: {"first_ms": [], "second_ms": []} for setting in ("with warmup", "without warmup")
         }
         try:
-            wait_http(f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}")
             version = 1
             for round_number in range(2 * args.rounds):
                 setting = "with warmup" if round_number % 2 == 0 else "without warmup"
@@ -91,7 +86,7 @@ def main() -> None:
                     (staging / WARMUP_REQUESTS_FILE).unlink()
                 staging.rename(base / MODEL / str(version))
                 deadline = time.monotonic() + 120
-                while not available(rest_port, version):
+                while not available(server.rest, version):
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"version {version} never became AVAILABLE")
                     time.sleep(0.01)
@@ -105,8 +100,7 @@ def main() -> None:
                     results[setting][key].append((time.perf_counter() - started) * 1000)
         finally:
             channel.close()
-            server.terminate()
-            server.wait(30)
+            server.process.stop(timeout=30)
 
     print(f"{'setting':<16} {'first request p50 ms':>22} {'max':>8} {'second request p50 ms':>23}")
     for setting, times in results.items():

@@ -27,7 +27,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
         grpcio grpcio-health-checking grpcio-reflection \
  && pip install -c requirements.lock --no-deps tensorflow-serving-api
 COPY --from=tf-protos /tf-protos/tensorflow /opt/venv/lib/python3.11/site-packages/tensorflow
-COPY training/__init__.py training/preprocessing.py training/signature.py training/
+COPY text_contract/ text_contract/
 COPY serving/__init__.py serving/tfs_apis.py serving/termination.py serving/
 COPY serving/gateway/ serving/gateway/
 COPY serving/client/ serving/client/

@@ -14,7 +14,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     python3 -m venv /opt/venv \
  && pip install -c requirements.lock tensorflow tensorflow-serving-api grpcio flask prometheus-client numpy protobuf
 
-COPY training/__init__.py training/signature.py training/
+COPY text_contract/ text_contract/
 COPY serving/__init__.py serving/tfs_apis.py serving/termination.py serving/
 COPY serving/model_server/ serving/model_server/
 COPY proto/sentiment/ sentiment/

@@ -1,4 +1,4 @@
-# Training job image: TensorFlow + the training package only.
+# Training job image: TensorFlow + the training package and the text contract it exports.
 # BASE_IMAGE: any image with Python 3.11 and its venv module (tests build a Debian one).
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
@@ -12,6 +12,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     python3 -m venv /opt/venv \
  && pip install -c requirements.lock tensorflow tensorflow-serving-api matplotlib numpy
 
+COPY text_contract/ text_contract/
 COPY training/ training/
 COPY deploy/trainer-entrypoint.sh deploy/trainer-entrypoint.sh
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-
 from compose_env import (
     NGINX,
     PROMETHEUS,
@@ -29,10 +28,11 @@ from compose_env import (
     Podman,
     default_state_dir,
 )
-from conftest import SHARED_TARBALL, free_port, wait_until
-from serving.client import SentimentClient
 from slow_clients import NormalClient, SlowClients
 from traffic import Traffic, http_sender
+
+from harness.processes import IMDB_TARBALL, free_port, wait_until
+from serving.client import SentimentClient
 
 # The first run builds the base images and every image (~10 min on 2 cores); later runs reuse them.
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
@@ -92,8 +92,8 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         "SENTIMENT_TEST_PYTHON_IMAGE": python_image,
         "SENTIMENT_TEST_PROMETHEUS_IMAGE": prometheus_image,
         "SENTIMENT_TEST_NGINX_IMAGE": nginx_image,
-        "IMDB_DATA_DIR": str(SHARED_TARBALL.parent),
-        "IMDB_DATA_FILE": SHARED_TARBALL.name,
+        "IMDB_DATA_DIR": str(IMDB_TARBALL.parent),
+        "IMDB_DATA_FILE": IMDB_TARBALL.name,
         "SENTIMENT_TRAIN_ARGS": TRAIN_ARGS,
         **{name: str(port) for name, port in ports.items()},
     })

@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from conftest import ROOT
+from harness.processes import ROOT
 from training.dataset import DatasetError, load_imdb
 
 REVIEWS = {

@@ -11,7 +11,7 @@ import pytest
 import requests
 import yaml
 
-from conftest import BATCHING_FILE, MODELS_CONFIG, MONITORING_FILE, ROOT, free_port, wait_until
+from harness.processes import BATCHING_FILE, MODELS_CONFIG, MONITORING_FILE, ROOT, free_port, wait_until
 from serving.gateway.settings import Settings
 from serving.model_server.config import load_batching_parameters, load_model_config, load_monitoring_config
 

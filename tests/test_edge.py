@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from conftest import ROOT, free_port, wait_until
-from serving.client import SentimentClient
 from slow_clients import HTTP2_HEAD, NormalClient, SlowClients
+
+from harness.processes import ROOT, free_port, wait_until
+from serving.client import SentimentClient
 
 SLOW_CONNECTIONS = 300
 TRICKLE_SECONDS = 3  # one body byte per interval: longer than the edge's 2 s body timeout

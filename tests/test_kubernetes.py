@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import re
 import subprocess
+from dataclasses import fields
 
 import kubernetes_validate
 import pytest
 import requests
 import yaml
 
-from conftest import BATCHING_FILE, MODELS_CONFIG, MONITORING_FILE, ROOT, start_gateway, start_model_server
+from harness.processes import (
+    BATCHING_FILE,
+    MODELS_CONFIG,
+    MONITORING_FILE,
+    ROOT,
+    start_gateway,
+    start_model_server,
+)
 from serving.gateway import gunicorn_conf, metrics
 from serving.gateway.settings import Settings
 
@@ -138,10 +146,11 @@ def test_tf_serving_config_files_are_the_ones_compose_mounts(base):
 def test_gateway_ports_probes_and_environment_match_what_the_gateway_reads(base, gateway):
     http, grpc_container = containers(base, "gateway")["http"], containers(base, "gateway")["grpc"]
     compose_env = COMPOSE["gateway"]["environment"]
-    settings_fields = {f"GATEWAY_{name.upper()}" for name in Settings.__dataclass_fields__}
+    settings_fields = {Settings.variable(setting.name) for setting in fields(Settings)}
     for variables in (env(http), env(grpc_container), compose_env):
         unknown = {name for name in variables if name.startswith("GATEWAY_")} - settings_fields
         assert not unknown, f"variables the gateway does not read: {unknown}"
+        Settings.from_env({name: str(value) for name, value in variables.items()})  # every value parses
     assert env(http)["GUNICORN_BIND"].endswith(f":{http['ports'][0]['containerPort']}")
     assert env(grpc_container)["GATEWAY_GRPC_PORT"] == str(grpc_container["ports"][0]["containerPort"])
     assert {k: v for k, v in compose_env.items() if k != "GATEWAY_MODEL_SERVER"} == {

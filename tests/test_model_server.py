@@ -9,7 +9,7 @@ import requests
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from conftest import MODELS_CONFIG, start_model_server, wait_until
+from harness.processes import MODELS_CONFIG, start_model_server, wait_until
 from serving.gateway.settings import Settings
 from serving.model_server.__main__ import parse_args
 from serving.model_server.config import ConfigError, load_batching_parameters, load_model_config
@@ -20,7 +20,7 @@ from serving.tfs_apis import (
     predict_pb2,
     prediction_service_pb2_grpc,
 )
-from training.signature import WARMUP_REQUESTS_FILE
+from text_contract.layout import WARMUP_REQUESTS_FILE
 
 
 @pytest.fixture(scope="module")

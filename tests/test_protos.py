@@ -2,7 +2,7 @@ import filecmp
 import subprocess
 import sys
 
-from conftest import ROOT
+from harness.processes import ROOT
 
 
 def test_committed_stubs_match_the_proto_files(tmp_path):

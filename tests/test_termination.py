@@ -5,7 +5,7 @@ import sys
 import textwrap
 import time
 
-from conftest import ROOT
+from harness.processes import ROOT
 
 # The main thread blocks SIGTERM, so the kernel must deliver it to the helper thread,
 # as it may in the model server (gRPC and TensorFlow threads) at any time.

@@ -6,11 +6,11 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+from text_contract.layout import WARMUP_REQUESTS_FILE, version_dirs
+from text_contract.tokenizer import Tokenizer, TokenizerContract
 from training.dataset import load_imdb
-from training.export import existing_versions, export_version
+from training.export import export_version
 from training.models import ARCHITECTURES, build_model
-from training.preprocessing import Tokenizer, TokenizerContract
-from training.signature import WARMUP_REQUESTS_FILE
 from training.warmup import WARMUP_BATCH_SIZES
 
 
@@ -90,7 +90,7 @@ def test_kept_weights_are_the_best_epoch(models_dir, shared_tarball):
 
 
 def test_same_seed_gives_same_vocabulary(models_dir, shared_tarball):
-    from training.preprocessing import build_vocabulary
+    from text_contract.tokenizer import build_vocabulary
 
     train = load_imdb(shared_tarball).train.sample(4000, seed=7)
     assert tuple(build_vocabulary(train.texts)) == TokenizerContract.read(models_dir / "imdb_lstm" / "1").vocabulary
@@ -105,6 +105,6 @@ def test_new_exports_add_versions_and_never_overwrite(tmp_path):
     first = export_version(model, contract, base)
     second = export_version(model, contract, base)
     assert (first.name, second.name) == ("8", "9")
-    assert existing_versions(base) == [7, 8, 9]
+    assert list(version_dirs(base)) == [7, 8, 9]
     assert (base / "7" / "marker").read_text() == "untouched"
     assert sorted(p.name for p in base.iterdir()) == ["7", "8", "9"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the progress
 
+from text_contract.layout import MODEL_NAME_PREFIX  # noqa: E402
 from training.dataset import DatasetError  # noqa: E402
 from training.models import ARCHITECTURES  # noqa: E402
 
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_ARCHITECTURES,
         help=f"comma-separated, from {','.join(ARCHITECTURES)} [default {DEFAULT_ARCHITECTURES}]",
     )
-    parser.add_argument("--name-prefix", default="imdb_", help="model name = prefix + architecture")
+    parser.add_argument("--name-prefix", default=MODEL_NAME_PREFIX, help="model name = prefix + architecture")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--validation-split", type=float, default=0.2)
@@ -86,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from text_contract.tokenizer import Tokenizer, TokenizerContract, build_vocabulary
     from training.dataset import download_official, load_imdb
-    from training.preprocessing import Tokenizer, TokenizerContract, build_vocabulary
 
     data = args.data
     if data is not None and not Path(data).exists():

@@ -16,15 +16,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from training.preprocessing import TokenizerContract
-from training.signature import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
+from text_contract.layout import version_dirs
+from text_contract.signature import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
+from text_contract.tokenizer import TokenizerContract
 from training.warmup import write_warmup_requests
-
-
-def existing_versions(base: Path) -> list[int]:
-    if not base.is_dir():
-        return []
-    return sorted(int(child.name) for child in base.iterdir() if child.name.isdigit())
 
 
 def export_version(model: keras.Model, contract: TokenizerContract, base: Path) -> Path:
@@ -36,13 +31,13 @@ def export_version(model: keras.Model, contract: TokenizerContract, base: Path) 
         contract.write(staging)
         write_warmup_requests(staging, base.name, contract.maxlen)
         while True:
-            target = base / str(max(existing_versions(base), default=0) + 1)
+            target = base / str(max(version_dirs(base), default=0) + 1)
             try:
                 # Fails if another exporter took this number meanwhile: try the next one.
                 staging.rename(target)
                 return target
             except OSError:
-                if not target.exists():
+                if not target.is_dir():
                     raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -6,6 +6,9 @@ from collections.abc import Callable
 
 import keras
 
+from text_contract.layout import MODEL_NAME_PREFIX
+from text_contract.signature import INPUT_NAME
+
 EMBEDDING_DIM = 32
 RECURRENT_UNITS = 32
 
@@ -24,12 +27,12 @@ def build_model(architecture: str, num_words: int, maxlen: int) -> keras.Model:
         raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
     return keras.Sequential(
         [
-            keras.Input(shape=(maxlen,), dtype="int32", name="tokens"),
+            keras.Input(shape=(maxlen,), dtype="int32", name=INPUT_NAME),
             keras.layers.Embedding(num_words, EMBEDDING_DIM, name="embedding"),
             _RECURRENT_LAYERS[architecture](),
             keras.layers.Dense(1, activation="sigmoid", name="positive_probability"),
         ],
-        name=f"imdb_{architecture}",
+        name=f"{MODEL_NAME_PREFIX}{architecture}",
     )
 
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from text_contract.tokenizer import Tokenizer
 from training.dataset import Split
 from training.models import build_model, compile_model
-from training.preprocessing import Tokenizer
 
 
 @dataclass(frozen=True)

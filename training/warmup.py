@@ -14,8 +14,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from training.preprocessing import OOV_ID, START_ID
-from training.signature import INPUT_NAME, SIGNATURE_NAME, WARMUP_REQUESTS_FILE
+from text_contract.layout import WARMUP_REQUESTS_FILE
+from text_contract.signature import INPUT_NAME, SIGNATURE_NAME
+from text_contract.tokenizer import OOV_ID, START_ID
 
 # A lone request and a full batch of the server's batching window: the shapes a
 # version meets first under light and heavy traffic.

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import grpc
-
 from sentiment.v1 import sentiment_pb2, sentiment_pb2_grpc
 
 Prediction = sentiment_pb2.Prediction

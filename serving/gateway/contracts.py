@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from serving.gateway.errors import ModelServerUnavailable
-from training.preprocessing import Tokenizer, TokenizerContract
+from text_contract.tokenizer import Tokenizer, TokenizerContract
 
 log = logging.getLogger(__name__)
 

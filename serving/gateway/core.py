@@ -145,18 +145,17 @@ class SentimentService:
         pinned = self.versions.pick(model_name, version)
         tokenizer = self.contracts.tokenizer(model_name, pinned)
         ids, encoded = tokenizer.encode_batch(texts)
-        started = time.perf_counter()
         try:
-            probabilities, served_version = self._calls.predict(
-                model_name, pinned, ids, timeout or self.settings.rpc_timeout_seconds
-            )
+            with metrics.MODEL_CALL_DURATION.labels(public).time():
+                probabilities, served_version = self._calls.predict(
+                    model_name, pinned, ids, timeout or self.settings.rpc_timeout_seconds
+                )
         except ModelNotFound:
             if retried:
                 raise
             # The cached version was just unloaded by a rollout: look again, once.
             self.versions.forget(model_name)
             return self._predict(texts, public, model_name, version, timeout, retried=True)
-        metrics.MODEL_CALL_DURATION.labels(public).observe(time.perf_counter() - started)
 
         predictions = []
         for probability, item in zip(probabilities.tolist(), encoded):

@@ -16,9 +16,6 @@ class GatewayError(Exception):
         self.message = message
         self.retry_after = retry_after
 
-    def to_json(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message}}
-
 
 class InvalidInput(GatewayError):
     code = "invalid_input"

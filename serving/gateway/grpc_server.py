@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from concurrent import futures
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from sentiment.v1 import sentiment_pb2
+
 from serving.gateway import metrics
 from serving.gateway.core import SentimentService
 from serving.gateway.errors import GatewayError, InvalidInput, ModelServerTimeout
@@ -52,19 +51,17 @@ class SentimentServicer:
     def _observe(self, method: str, context: grpc.ServicerContext, call):
         """Run ``call(labels)``; ``labels["model"]`` may be set by it once the request is decoded."""
         route = f"/{SERVICE_NAME}/{method}"
-        started = time.perf_counter()
-        metrics.IN_FLIGHT.labels("grpc").inc()
         code = grpc.StatusCode.OK
         labels = {"model": ""}
-        try:
-            return call(labels)
-        except GatewayError as error:
-            code = error.grpc_code
-            context.abort(code, error.message)
-        finally:
-            metrics.IN_FLIGHT.labels("grpc").dec()
-            metrics.REQUESTS.labels("grpc", route, labels["model"], code.name).inc()
-            metrics.REQUEST_DURATION.labels("grpc", route).observe(time.perf_counter() - started)
+        in_flight = metrics.IN_FLIGHT.labels("grpc").track_inprogress()
+        with in_flight, metrics.REQUEST_DURATION.labels("grpc", route).time():
+            try:
+                return call(labels)
+            except GatewayError as error:
+                code = error.grpc_code
+                context.abort(code, error.message)
+            finally:
+                metrics.REQUESTS.labels("grpc", route, labels["model"], code.name).inc()
 
     def Predict(self, raw: bytes, context) -> sentiment_pb2.PredictResponse:  # noqa: N802 (gRPC method name)
         def call(labels: dict[str, str]):

@@ -10,6 +10,7 @@ policy the calls spread over every address it resolves to.
 from __future__ import annotations
 
 import json
+import logging
 
 import grpc
 import numpy as np
@@ -28,9 +29,12 @@ from serving.tfs_apis import (
     prediction_service_pb2_grpc,
     types_pb2,
 )
-from training.signature import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
+from text_contract.signature import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
 
+log = logging.getLogger(__name__)
 STATE_NAMES = {value: name for name, value in get_model_status_pb2.ModelVersionStatus.State.items()}
+# The gateway's APIs carry versions as int32 (sentiment.v1); TF Serving allows int64.
+MAX_VERSION = 2**31 - 1
 
 
 # The gateway never cancels its own calls, so CANCELLED means the model server dropped
@@ -120,7 +124,14 @@ class ModelServerClient:
             response = self._models.GetModelStatus(request, timeout=timeout or self.timeout_seconds)
         except grpc.RpcError as error:
             raise _translate(error, model_name) from None
-        return {status.version: STATE_NAMES[status.state] for status in response.model_version_status}
+        states = {}
+        for status in response.model_version_status:
+            if status.version > MAX_VERSION:
+                log.warning("%s version %d is beyond the versions the gateway serves (1..%d): ignored",
+                            model_name, status.version, MAX_VERSION)
+                continue
+            states[status.version] = STATE_NAMES[status.state]
+        return states
 
     def close(self) -> None:
         self._channel.close()

@@ -1,75 +1,135 @@
-"""Gateway configuration from environment variables (all optional)."""
+"""Gateway configuration from environment variables (all optional).
+
+Every field maps to ``GATEWAY_<FIELD NAME IN UPPER CASE>`` and names its own parser,
+so a value is never converted by guessing from the default's type (where "false"
+would read as a true boolean); a bad value fails start-up with the variable named.
+"""
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+from text_contract.layout import SERVED_MODELS
 
 LB_POLICIES = ("pick_first", "round_robin")
 
 
-def _models(spec: str) -> dict[str, str]:
-    pairs = [item.split("=", 1) for item in spec.split(",") if item.strip()]
-    if not pairs or any(len(pair) != 2 for pair in pairs):
-        raise ValueError(f"GATEWAY_MODELS must look like 'lstm=imdb_lstm,simple_rnn=imdb_simple_rnn', got {spec!r}")
-    return {key.strip(): value.strip() for key, value in pairs}
+class SettingsError(ValueError):
+    """A variable's value cannot be used; the message names the variable."""
+
+
+def text(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ValueError(f"must be {bound}")
+        return value
+
+    return parse
+
+
+def seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return raw
+
+    return parse
+
+
+def model_map(raw: str) -> dict[str, str]:
+    """``lstm=imdb_lstm,simple_rnn=imdb_simple_rnn``: public name -> model server name."""
+    pairs = [item.split("=", 1) for item in raw.split(",") if item.strip()]
+    if not pairs or any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
+        raise ValueError("must look like 'lstm=imdb_lstm,simple_rnn=imdb_simple_rnn'")
+    return {public.strip(): served.strip() for public, served in pairs}
+
+
+def _setting(default: Any, parse: Callable[[str], Any]) -> Any:
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"parse": parse})
+    return field(default=default, metadata={"parse": parse})
+
+
+PORT = whole_number(0, 65535)
+POSITIVE = whole_number(1)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every field maps to ``GATEWAY_<FIELD NAME IN UPPER CASE>``; defaults below."""
-
-    model_server: str = "localhost:8500"  # TF Serving (or the local model server) gRPC target
+    model_server: str = _setting("localhost:8500", text)  # TF Serving (or the local model server) gRPC target
     # How calls spread over the addresses the target resolves to: gRPC's "pick_first"
     # (one connection) or "round_robin" (every address, e.g. a headless Service's pods).
-    model_server_lb_policy: str = "pick_first"
-    models_dir: Path = Path("models")  # export root holding <model>/<version>/assets.extra/
-    models: dict[str, str] = field(
-        default_factory=lambda: {"lstm": "imdb_lstm", "simple_rnn": "imdb_simple_rnn"}
-    )  # public model name -> model server name
-    default_model: str = "lstm"
-    rpc_timeout_seconds: float = 5.0  # deadline of every call to the model server
-    status_cache_seconds: float = 1.0  # how long the latest served version is remembered
-    max_texts: int = 64  # texts per request
-    max_text_chars: int = 20_000  # characters per text
-    max_body_bytes: int = 1_048_576  # HTTP request body
-    body_timeout_seconds: float = 10.0  # an HTTP body not complete by then gets 408
-    max_in_flight: int = 128  # predictions in progress per process; beyond: 429 / RESOURCE_EXHAUSTED
-    coalesce_max_calls: int = 2  # Predict calls in flight per model version per process; more requests share the next
-    coalesce_max_rows: int = 128  # rows per shared call; at most the model server's max_batch_size
-    grpc_host: str = "127.0.0.1"  # the gateway's own gRPC API
-    grpc_port: int = 8600
-    grpc_max_message_bytes: int = 4_194_304  # larger requests get RESOURCE_EXHAUSTED
-    grpc_max_workers: int = 16
-    grpc_shutdown_grace_seconds: float = 10.0
-    health_check_seconds: float = 1.0  # how often gRPC health follows readiness
+    model_server_lb_policy: str = _setting("pick_first", one_of(*LB_POLICIES))
+    models_dir: Path = _setting(Path("models"), Path)  # export root holding <model>/<version>/assets.extra/
+    models: dict[str, str] = _setting(SERVED_MODELS, model_map)  # public model name -> model server name
+    default_model: str = _setting("lstm", text)
+    rpc_timeout_seconds: float = _setting(5.0, seconds)  # deadline of every call to the model server
+    status_cache_seconds: float = _setting(1.0, seconds)  # how long the latest served version is remembered
+    max_texts: int = _setting(64, POSITIVE)  # texts per request
+    max_text_chars: int = _setting(20_000, POSITIVE)  # characters per text
+    max_body_bytes: int = _setting(1_048_576, POSITIVE)  # HTTP request body
+    body_timeout_seconds: float = _setting(10.0, seconds)  # an HTTP body not complete by then gets 408
+    # Predictions in progress per process; beyond: 429 / RESOURCE_EXHAUSTED.
+    max_in_flight: int = _setting(128, POSITIVE)
+    # Predict calls in flight per model version per process; more requests share the next.
+    coalesce_max_calls: int = _setting(2, POSITIVE)
+    # Rows per shared call; at most the model server's max_batch_size.
+    coalesce_max_rows: int = _setting(128, POSITIVE)
+    grpc_host: str = _setting("127.0.0.1", text)  # the gateway's own gRPC API
+    grpc_port: int = _setting(8600, PORT)
+    grpc_max_message_bytes: int = _setting(4_194_304, POSITIVE)  # larger requests get RESOURCE_EXHAUSTED
+    grpc_max_workers: int = _setting(16, POSITIVE)
+    grpc_shutdown_grace_seconds: float = _setting(10.0, seconds)
+    health_check_seconds: float = _setting(1.0, seconds)  # how often gRPC health follows readiness
+
+    @staticmethod
+    def variable(name: str) -> str:
+        return f"GATEWAY_{name.upper()}"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        environ = dict(os.environ if environ is None else environ)
-        values: dict[str, object] = {}
-        for name, spec in cls.__dataclass_fields__.items():
-            raw = environ.get(f"GATEWAY_{name.upper()}")
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in fields(cls):
+            variable = cls.variable(setting.name)
+            raw = environ.get(variable)
             if raw is None:
                 continue
-            if name == "models":
-                values[name] = _models(raw)
-            elif name == "models_dir":
-                values[name] = Path(raw)
-            else:
-                kind = type(getattr(cls(), name))
-                try:
-                    values[name] = kind(raw)
-                except ValueError as error:
-                    raise ValueError(f"GATEWAY_{name.upper()}={raw!r}: expected {kind.__name__}") from error
+            try:
+                values[setting.name] = setting.metadata["parse"](raw)
+            except ValueError as error:
+                raise SettingsError(f"{variable}={raw!r}: {error}") from None
         settings = cls(**values)
-        if settings.coalesce_max_calls < 1 or settings.coalesce_max_rows < 1:
-            raise ValueError("GATEWAY_COALESCE_MAX_CALLS and GATEWAY_COALESCE_MAX_ROWS must be at least 1")
-        if settings.model_server_lb_policy not in LB_POLICIES:
-            raise ValueError(
-                f"GATEWAY_MODEL_SERVER_LB_POLICY={settings.model_server_lb_policy!r}: expected one of {LB_POLICIES}"
-            )
         if settings.default_model not in settings.models:
-            raise ValueError(f"GATEWAY_DEFAULT_MODEL {settings.default_model!r} is not in {sorted(settings.models)}")
+            raise SettingsError(
+                f"{cls.variable('default_model')}={settings.default_model!r}: "
+                f"must be one of the models in {cls.variable('models')} ({', '.join(settings.models)})"
+            )
         return settings

@@ -17,8 +17,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402  (the real runtime before serving.tfs_apis)
 import grpc  # noqa: E402
+import tensorflow as tf  # noqa: E402  (the real runtime before serving.tfs_apis)
 from werkzeug.serving import make_server  # noqa: E402
 
 from serving.model_server.config import (  # noqa: E402

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from serving.model_server.config import BatchingOptions
-from serving.model_server.errors import invalid_argument, unavailable
+from serving.model_server.errors import InvalidArgument, Unavailable
 
 Tensors = dict[str, np.ndarray]
 
@@ -61,15 +61,15 @@ class BatchScheduler:
         """Run ``inputs`` as part of a batch; blocks until its outputs are ready."""
         rows = next(iter(inputs.values())).shape[0] if inputs else 0
         if rows > self._options.max_batch_size:
-            raise invalid_argument(
+            raise InvalidArgument(
                 f"Task size {rows} is larger than maximum input batch size {self._options.max_batch_size}"
             )
         task = _Task(inputs, rows)
         with self._condition:
             if self._closed:
-                raise unavailable("the model version is being unloaded")
+                raise Unavailable("the model version is being unloaded")
             if self._queued_rows + rows > self._capacity:
-                raise unavailable("The batch scheduling queue to which this task was submitted is full")
+                raise Unavailable("The batch scheduling queue to which this task was submitted is full")
             self._queue.append(task)
             self._queued_rows += rows
             self._condition.notify()

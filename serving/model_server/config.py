@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf import text_format
-
 from sentiment.tfserving.batching_parameters_pb2 import BatchingParameters
 from sentiment.tfserving.monitoring_config_pb2 import MonitoringConfig
+
 from serving.tfs_apis import model_server_config_pb2
 
 

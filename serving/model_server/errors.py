@@ -1,4 +1,5 @@
-"""Errors carrying the gRPC status TF Serving would return for them."""
+"""Errors the model server returns, each with the gRPC status TF Serving gives it and
+the HTTP status of its REST API."""
 
 from __future__ import annotations
 
@@ -6,19 +7,26 @@ import grpc
 
 
 class ServingError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    grpc_code = grpc.StatusCode.INTERNAL
+    http_status = 500
+
+    def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.code = code
         self.message = message
 
 
-def not_found(message: str) -> ServingError:
-    return ServingError(grpc.StatusCode.NOT_FOUND, message)
+class InvalidArgument(ServingError):
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    http_status = 400
 
 
-def invalid_argument(message: str) -> ServingError:
-    return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
+class NotFound(ServingError):
+    grpc_code = grpc.StatusCode.NOT_FOUND
+    http_status = 404
 
 
-def unavailable(message: str) -> ServingError:
-    return ServingError(grpc.StatusCode.UNAVAILABLE, message)
+class Unavailable(ServingError):
+    """No version can serve right now (none loaded yet, being unloaded, queue full)."""
+
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    http_status = 503

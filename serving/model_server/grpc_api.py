@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 
 from serving.model_server import metrics
-from serving.model_server.errors import ServingError, invalid_argument
+from serving.model_server.errors import InvalidArgument, ServingError
 from serving.model_server.manager import ModelManager
 from serving.model_server.servable import LoadedVersion
 from serving.model_server.tensors import fill_tensor, tensor_to_array
@@ -33,17 +35,6 @@ def model_spec_version(spec: model_pb2.ModelSpec) -> tuple[int | None, str]:
     return None, ""
 
 
-def _abort_on_error(method):
-    def wrapper(self, request, context):
-        try:
-            return method(self, request, context)
-        except ServingError as error:
-            context.abort(error.code, error.message)
-
-    wrapper.__name__ = method.__name__
-    return wrapper
-
-
 def predict(manager: ModelManager, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
     """The Predict request path, shared by the gRPC and REST APIs."""
     version, label = model_spec_version(request.model_spec)
@@ -54,12 +45,12 @@ def predict(manager: ModelManager, request: predict_pb2.PredictRequest) -> predi
         try:
             inputs[alias] = tensor_to_array(proto)
         except Exception as error:
-            raise invalid_argument(f"input {alias!r} is not a valid tensor: {error}") from error
+            raise InvalidArgument(f"input {alias!r} is not a valid tensor: {error}") from error
     signature.check_inputs(inputs)
     wanted = list(request.output_filter) or list(signature.outputs)
     unknown = [alias for alias in wanted if alias not in signature.outputs]
     if unknown:
-        raise invalid_argument(f"output tensor alias not found in signature: {', '.join(unknown)}")
+        raise InvalidArgument(f"output tensor alias not found in signature: {', '.join(unknown)}")
     outputs = served.run(signature, inputs)
     response = predict_pb2.PredictResponse()
     _fill_spec(response.model_spec, served.loaded, signature.name)
@@ -73,7 +64,7 @@ def model_metadata(
 ) -> get_model_metadata_pb2.GetModelMetadataResponse:
     fields = list(request.metadata_field)
     if fields != ["signature_def"]:
-        raise invalid_argument("Metadata field(s) must be exactly [\"signature_def\"]")
+        raise InvalidArgument("Metadata field(s) must be exactly [\"signature_def\"]")
     version, label = model_spec_version(request.model_spec)
     served = manager.resolve(request.model_spec.name, version, label)
     signature_map = get_model_metadata_pb2.SignatureDefMap()
@@ -108,34 +99,44 @@ def _fill_spec(spec: model_pb2.ModelSpec, loaded: LoadedVersion, signature_name:
         spec.signature_name = signature_name
 
 
+def _answer(context: grpc.ServicerContext, call: Callable[[], Message]) -> Message:
+    """``call()``'s response, or the call aborted with the ServingError's status."""
+    try:
+        return call()
+    except ServingError as error:
+        context.abort(error.grpc_code, error.message)
+
+
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, manager: ModelManager) -> None:
         self._manager = manager
 
     def Predict(self, request, context):  # noqa: N802 (gRPC method name)
+        return _answer(context, lambda: self._measured_predict(request))
+
+    def _measured_predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         name = request.model_spec.name
         started = time.perf_counter()
         try:
             response = predict(self._manager, request)
         except ServingError as error:
-            metrics.REQUEST_COUNT.labels(name, error.code.name).inc()
-            context.abort(error.code, error.message)
+            metrics.REQUEST_COUNT.labels(name, error.grpc_code.name).inc()
+            raise
         metrics.REQUEST_COUNT.labels(name, "OK").inc()
+        # In microseconds, like TF Serving's, so prometheus-client's time() does not fit.
         metrics.REQUEST_LATENCY.labels(name, "Predict", "GRPC").observe((time.perf_counter() - started) * 1e6)
         return response
 
-    @_abort_on_error
     def GetModelMetadata(self, request, context):  # noqa: N802
-        return model_metadata(self._manager, request)
+        return _answer(context, lambda: model_metadata(self._manager, request))
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, manager: ModelManager) -> None:
         self._manager = manager
 
-    @_abort_on_error
     def GetModelStatus(self, request, context):  # noqa: N802
-        return model_status(self._manager, request)
+        return _answer(context, lambda: model_status(self._manager, request))
 
 
 def add_services(server: grpc.Server, manager: ModelManager) -> None:

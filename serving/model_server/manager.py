@@ -23,9 +23,10 @@ import numpy as np
 
 from serving.model_server.batching import BatchScheduler
 from serving.model_server.config import BatchingOptions, load_model_config
-from serving.model_server.errors import not_found, unavailable
+from serving.model_server.errors import NotFound, Unavailable
 from serving.model_server.servable import LoadedVersion, Signature
 from serving.model_server.warmup import warm_up
+from text_contract.layout import version_dirs
 
 log = logging.getLogger(__name__)
 
@@ -90,29 +91,29 @@ class ModelManager:
         with self._lock:
             model = self._models.get(name)
             if model is None:
-                raise not_found(f"Servable not found for request: Latest({name})")
+                raise NotFound(f"Servable not found for request: Latest({name})")
             if label:
                 if label not in model.labels:
-                    raise not_found(f"Unrecognized servable version label: {label}")
+                    raise NotFound(f"Unrecognized servable version label: {label}")
                 version = model.labels[label]
             if version is None:
                 if not model.served:
-                    raise unavailable(f"Servable {name} has no available version")
+                    raise Unavailable(f"Servable {name} has no available version")
                 return model.served[max(model.served)]
             served = model.served.get(version)
             if served is None:
-                raise not_found(f"Servable not found for request: Specific({name}, {version})")
+                raise NotFound(f"Servable not found for request: Specific({name}, {version})")
             return served
 
     def statuses(self, name: str, version: int | None = None) -> dict[int, VersionStatus]:
         with self._lock:
             model = self._models.get(name)
             if model is None:
-                raise not_found(f"Could not find any versions of model {name}")
+                raise NotFound(f"Could not find any versions of model {name}")
             if version is None:
                 return dict(model.statuses)
             if version not in model.statuses:
-                raise not_found(f"Could not find version {version} of model {name}")
+                raise NotFound(f"Could not find version {version} of model {name}")
             return {version: model.statuses[version]}
 
     def model_names(self) -> list[str]:
@@ -180,7 +181,7 @@ class ModelManager:
     def _sync_model(self, name: str) -> None:
         with self._lock:
             model = self._models[name]
-        on_disk = {v: (path, path.stat().st_mtime) for v, path in _version_folders(model.base_path).items()}
+        on_disk = {v: (path, path.stat().st_mtime) for v, path in version_dirs(model.base_path).items()}
         wanted = _wanted_versions(model, self._loadable(model, on_disk))
         for version in sorted(wanted - set(model.served), reverse=True):
             self._load(name, model, version, *on_disk[version])
@@ -231,12 +232,6 @@ class ModelManager:
         with self._lock:
             model.statuses[version] = VersionStatus(END)
         log.info("%s version %d unloaded", name, version)
-
-
-def _version_folders(base: Path) -> dict[int, Path]:
-    if not base.is_dir():
-        return {}
-    return {int(child.name): child for child in base.iterdir() if child.name.isdigit() and child.is_dir()}
 
 
 def _wanted_versions(model: ModelState, loadable: list[int]) -> set[int]:

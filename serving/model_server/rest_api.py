@@ -15,7 +15,6 @@ import json
 import logging
 import re
 
-import grpc
 import numpy as np
 import tensorflow as tf
 from flask import Flask, Response, jsonify, request
@@ -23,7 +22,7 @@ from google.protobuf import json_format
 from werkzeug.exceptions import HTTPException
 
 from serving.model_server import grpc_api
-from serving.model_server.errors import ServingError, invalid_argument
+from serving.model_server.errors import InvalidArgument, ServingError
 from serving.model_server.manager import ModelManager
 from serving.tfs_apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
@@ -32,15 +31,6 @@ _PATH = re.compile(
     r"^(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<suffix>/metadata|:predict)?$"
 )
-_HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.FAILED_PRECONDITION: 400,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-    grpc.StatusCode.UNIMPLEMENTED: 501,
-}
 
 
 def create_rest_app(manager: ModelManager, metrics_path: str | None = None) -> Flask:
@@ -48,7 +38,7 @@ def create_rest_app(manager: ModelManager, metrics_path: str | None = None) -> F
 
     @app.errorhandler(ServingError)
     def serving_error(error: ServingError) -> tuple[Response, int]:
-        return jsonify(error=error.message), _HTTP_STATUS.get(error.code, 500)
+        return jsonify(error=error.message), error.http_status
 
     @app.errorhandler(404)
     def unknown_route(_error) -> tuple[Response, int]:
@@ -69,7 +59,7 @@ def create_rest_app(manager: ModelManager, metrics_path: str | None = None) -> F
     def models(rest: str):
         match = _PATH.match(rest)
         if match is None:
-            raise invalid_argument(f"Malformed request: {request.method} {request.path}")
+            raise InvalidArgument(f"Malformed request: {request.method} {request.path}")
         suffix = match["suffix"] or ""
         if (request.method == "POST") != (suffix == ":predict"):
             return wrong_method(None)
@@ -120,15 +110,15 @@ def _predict(manager: ModelManager, spec: dict) -> dict:
     try:
         body = json.loads(request.get_data())
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
-        raise invalid_argument("JSON Parse error: the body is not valid JSON") from None
+        raise InvalidArgument("JSON Parse error: the body is not valid JSON") from None
     if not isinstance(body, dict):
-        raise invalid_argument("JSON Parse error: the body must be a JSON object")
+        raise InvalidArgument("JSON Parse error: the body must be a JSON object")
     version, label = spec.get("version"), spec.get("version_label", "")
     served = manager.resolve(spec["name"], version, label)
     signature = served.loaded.signature(body.get("signature_name", ""))
     row_format = "instances" in body
     if row_format == ("inputs" in body):
-        raise invalid_argument("JSON Value must contain exactly one of 'instances' or 'inputs'")
+        raise InvalidArgument("JSON Value must contain exactly one of 'instances' or 'inputs'")
     inputs = _row_inputs(body["instances"], signature) if row_format else _columnar_inputs(body["inputs"], signature)
 
     proto = predict_pb2.PredictRequest()
@@ -138,7 +128,7 @@ def _predict(manager: ModelManager, spec: dict) -> dict:
         try:
             array = np.asarray(value, dtype=signature.inputs[alias].dtype.as_numpy_dtype)
         except (ValueError, TypeError, OverflowError) as error:
-            raise invalid_argument(f"input {alias!r}: {error}") from error
+            raise InvalidArgument(f"input {alias!r}: {error}") from error
         proto.inputs[alias].CopyFrom(tf.make_tensor_proto(array))
     outputs = {alias: tf.make_ndarray(t).tolist() for alias, t in grpc_api.predict(manager, proto).outputs.items()}
     if not row_format:
@@ -151,14 +141,14 @@ def _predict(manager: ModelManager, spec: dict) -> dict:
 
 def _row_inputs(instances, signature) -> dict:
     if not isinstance(instances, list):
-        raise invalid_argument("'instances' must be a JSON list")
+        raise InvalidArgument("'instances' must be a JSON list")
     if len(signature.inputs) == 1:
         (alias,) = signature.inputs
         if instances and isinstance(instances[0], dict):
             instances = [row.get(alias) if isinstance(row, dict) else row for row in instances]
         return {alias: instances}
     if not all(isinstance(row, dict) for row in instances):
-        raise invalid_argument("with several inputs every instance must be a JSON object")
+        raise InvalidArgument("with several inputs every instance must be a JSON object")
     return {alias: [row.get(alias) for row in instances] for alias in signature.inputs}
 
 
@@ -166,5 +156,5 @@ def _columnar_inputs(inputs, signature) -> dict:
     if isinstance(inputs, dict):
         return inputs
     if len(signature.inputs) != 1:
-        raise invalid_argument("'inputs' must name each input when the signature has several")
+        raise InvalidArgument("'inputs' must name each input when the signature has several")
     return {next(iter(signature.inputs)): inputs}

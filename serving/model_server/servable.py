@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
-from serving.model_server.errors import invalid_argument
+from serving.model_server.errors import InvalidArgument
 
 SERVE_TAG = "serve"
 DEFAULT_SIGNATURE = "serving_default"
@@ -33,17 +33,17 @@ class Signature:
         missing = sorted(set(self.inputs) - set(inputs))
         unknown = sorted(set(inputs) - set(self.inputs))
         if unknown:
-            raise invalid_argument(
+            raise InvalidArgument(
                 f"input tensor alias not found in signature: {', '.join(unknown)}. "
                 f"Inputs expected to be in the set {{{', '.join(sorted(self.inputs))}}}."
             )
         if missing:
-            raise invalid_argument(f"missing input tensors for signature {self.name}: {', '.join(missing)}")
+            raise InvalidArgument(f"missing input tensors for signature {self.name}: {', '.join(missing)}")
         batch_sizes = set()
         for alias, array in inputs.items():
             spec = self.inputs[alias]
             if array.dtype != spec.dtype.as_numpy_dtype:
-                raise invalid_argument(
+                raise InvalidArgument(
                     f"input {alias!r} has dtype {tf.as_dtype(array.dtype).name}, "
                     f"but the signature expects {spec.dtype.name}"
                 )
@@ -52,13 +52,13 @@ class Signature:
                 or any(want is not None and want != got for want, got in zip(spec.shape, array.shape))
             ):
                 expected = [-1 if dim is None else dim for dim in spec.shape]
-                raise invalid_argument(
+                raise InvalidArgument(
                     f"input {alias!r} has shape {list(array.shape)}, but the signature expects {expected}"
                 )
             if array.ndim:
                 batch_sizes.add(array.shape[0])
         if len(batch_sizes) > 1:
-            raise invalid_argument(f"inputs have different batch sizes {sorted(batch_sizes)}")
+            raise InvalidArgument(f"inputs have different batch sizes {sorted(batch_sizes)}")
 
 
 class LoadedVersion:
@@ -78,7 +78,7 @@ class LoadedVersion:
     def signature(self, name: str) -> Signature:
         key = name or DEFAULT_SIGNATURE
         if key not in self.signatures:
-            raise invalid_argument(
+            raise InvalidArgument(
                 f"Serving signature name: \"{key}\" not found in signature def "
                 f"(available: {', '.join(sorted(self.signatures))})"
             )

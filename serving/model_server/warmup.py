@@ -13,7 +13,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from serving.model_server.servable import LoadedVersion
 from serving.model_server.tensors import tensor_to_array
-from training.signature import WARMUP_REQUESTS_FILE
+from text_contract.layout import WARMUP_REQUESTS_FILE
 
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 

@@ -11,9 +11,14 @@ import grpc
 import numpy as np
 import pytest
 
-from serving.gateway.errors import ModelNotFound, ModelServerFailure, ModelServerTimeout, ModelServerUnavailable
+from serving.gateway.errors import (
+    ModelNotFound,
+    ModelServerFailure,
+    ModelServerTimeout,
+    ModelServerUnavailable,
+)
 from serving.gateway.model_client import ModelServerClient
-from serving.tfs_apis import prediction_service_pb2_grpc
+from serving.tfs_apis import get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
 
 
 class FailingPredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -59,3 +64,25 @@ def test_model_server_statuses_become_gateway_errors(failing, code, details, err
     assert raised.value.upstream_code == code.name
     if http_status == 503:
         assert raised.value.retry_after == 1
+
+
+class StatusService(model_service_pb2_grpc.ModelServiceServicer):
+    def GetModelStatus(self, request, context):
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for version in (1, 2**40):  # TF Serving allows int64 versions; the gateway's APIs carry int32
+            response.model_version_status.add(version=version, state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+        return response
+
+
+def test_versions_beyond_the_gateway_api_range_are_left_out(caplog):
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(StatusService(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    client = ModelServerClient(f"127.0.0.1:{port}", timeout_seconds=5)
+    try:
+        assert client.version_states("imdb_lstm") == {1: "AVAILABLE"}
+        assert f"imdb_lstm version {2**40} is beyond" in caplog.text
+    finally:
+        client.close()
+        server.stop(0)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from training.preprocessing import (
+from text_contract.tokenizer import (
     FIRST_WORD_ID,
     OOV_ID,
     PAD_ID,

@@ -1,8 +1,5 @@
 """Review text -> token ids: the one implementation shared by training and serving.
 
-This module must stay importable without TensorFlow: the gateway imports it and
-never loads the TensorFlow runtime.
-
 Rules (tokenizer version ``imdb-words-v1``):
 
 1. Lowercase the text (``str.lower``).
@@ -29,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from text_contract.layout import TOKENIZER_FILE
+
 TOKENIZER_VERSION = "imdb-words-v1"
 PAD_ID = 0
 START_ID = 1
@@ -36,11 +35,6 @@ OOV_ID = 2
 FIRST_WORD_ID = 3
 DEFAULT_NUM_WORDS = 10_000
 DEFAULT_MAXLEN = 500
-
-# Where the contract lives inside a SavedModel version folder. TF Serving ignores
-# `assets.extra/`, so the file travels with the model without affecting it.
-CONTRACT_DIR = "assets.extra"
-CONTRACT_FILE = "tokenizer.json"
 
 _BREAK_TAG = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -115,14 +109,14 @@ class TokenizerContract:
         return cls(vocabulary=vocabulary, maxlen=int(data["maxlen"]), tokenizer_version=version)
 
     def write(self, version_dir: Path) -> Path:
-        path = version_dir / CONTRACT_DIR / CONTRACT_FILE
+        path = version_dir / TOKENIZER_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(self.to_json(), encoding="utf-8")
         return path
 
     @classmethod
     def read(cls, version_dir: Path) -> TokenizerContract:
-        return cls.from_json((version_dir / CONTRACT_DIR / CONTRACT_FILE).read_text("utf-8"))
+        return cls.from_json((version_dir / TOKENIZER_FILE).read_text("utf-8"))
 
 
 class Tokenizer:

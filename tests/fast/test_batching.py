@@ -81,11 +81,11 @@ def test_full_queue_and_oversized_requests_are_refused_at_once():
         started = time.monotonic()
         with pytest.raises(ServingError) as error:
             scheduler.submit({"x": np.ones((1, 1))})
-        assert error.value.code == grpc.StatusCode.UNAVAILABLE and "full" in error.value.message
+        assert error.value.grpc_code == grpc.StatusCode.UNAVAILABLE and "full" in error.value.message
         assert time.monotonic() - started < 0.5  # refused at once, not after the hung model
         with pytest.raises(ServingError) as error:
             scheduler.submit({"x": np.ones((17, 1))})
-        assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert error.value.grpc_code == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         model.release.set()  # never leave pool threads blocked, even when an assertion failed
         pool.shutdown()

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from serving.gateway.errors import GatewayError
 from serving.gateway.http_app import parse_prediction_request
-from training.preprocessing import FIRST_WORD_ID, Tokenizer, TokenizerContract, split_words
+from text_contract.tokenizer import FIRST_WORD_ID, Tokenizer, TokenizerContract, split_words
 
 TOKENIZER = Tokenizer(TokenizerContract(vocabulary=tuple(f"w{i}" for i in range(9_997)) + ()))
 ANY_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=3_000)

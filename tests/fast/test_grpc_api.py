@@ -1,0 +1,54 @@
+"""The gateway's gRPC API served in process: the same validation as HTTP, each failure
+with its gRPC status and a message naming the problem."""
+
+import grpc
+import pytest
+
+from serving.client import SentimentClient
+from serving.gateway.errors import ModelServerTimeout, ModelServerUnavailable
+
+POSITIVE = "A good film, a great plot, good acting."
+
+
+@pytest.fixture
+def client(grpc_target):
+    with SentimentClient(grpc_target) as c:
+        yield c
+
+
+def test_predictions_and_models_match_the_http_shapes(client):
+    (prediction,) = client.predict([POSITIVE], model="simple_rnn", version=1)
+    assert (prediction.label, prediction.model_name, prediction.model_version) == ("positive", "imdb_simple_rnn", 1)
+    assert (prediction.num_tokens, prediction.num_out_of_vocabulary, prediction.truncated) == (8, 2, False)
+    models = {m.model: m for m in client.list_models()}
+    assert [(v.version, v.state) for v in models["lstm"].versions] == [(1, "AVAILABLE"), (2, "AVAILABLE")]
+
+
+@pytest.mark.parametrize(
+    "texts, kwargs, code, fragment",
+    [
+        ([], {}, grpc.StatusCode.INVALID_ARGUMENT, "at least one text"),
+        (["ok", "  "], {}, grpc.StatusCode.INVALID_ARGUMENT, "texts[1] is empty"),
+        (["ok"], {"model": "gru"}, grpc.StatusCode.NOT_FOUND, "gru"),
+        (["ok"], {"version": 42}, grpc.StatusCode.NOT_FOUND, "version 42 is not available"),
+        (["ok"] * 9, {}, grpc.StatusCode.RESOURCE_EXHAUSTED, "at most 8"),
+        (["a" * 501], {}, grpc.StatusCode.RESOURCE_EXHAUSTED, "at most 500"),
+        (["a" * 5_000_000], {}, grpc.StatusCode.RESOURCE_EXHAUSTED, ""),  # over the message size limit
+    ],
+)
+def test_bad_requests_get_their_status(client, model_client, texts, kwargs, code, fragment):
+    with pytest.raises(grpc.RpcError) as error:
+        client.predict(texts, **kwargs)
+    assert error.value.code() == code and fragment in (error.value.details() or "")
+    assert model_client.calls == []
+
+
+@pytest.mark.parametrize("failure, code", [
+    (ModelServerUnavailable("imdb_lstm: the model server is unavailable"), grpc.StatusCode.UNAVAILABLE),
+    (ModelServerTimeout("imdb_lstm: the model server did not answer in time"), grpc.StatusCode.DEADLINE_EXCEEDED),
+])
+def test_model_server_trouble_keeps_its_status(client, model_client, failure, code):
+    model_client.failure = failure
+    with pytest.raises(grpc.RpcError) as error:
+        client.predict([POSITIVE])
+    assert (error.value.code(), error.value.details()) == (code, failure.message)

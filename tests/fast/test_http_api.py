@@ -1,0 +1,140 @@
+"""The HTTP API in process (Flask's test client): parsing, validation, routing, model and
+version selection, and the error body of every failure."""
+
+import pytest
+
+from serving.gateway.core import AVAILABLE, SentimentService
+from serving.gateway.errors import ModelServerFailure, ModelServerTimeout, ModelServerUnavailable
+from serving.gateway.http_app import create_app
+
+POSITIVE = "A good film, a great plot, good acting."
+NEGATIVE = "An awful film: bad plot, bad acting."
+
+
+def predict(http, body=None, **kwargs):
+    return http.post("/v1/sentiment", json=body, **kwargs)
+
+
+def test_predictions_follow_the_model_and_describe_each_text(http):
+    response = predict(http, {"texts": [POSITIVE, NEGATIVE], "model": "simple_rnn"})
+    assert response.status_code == 200, response.get_json()
+    positive, negative = response.get_json()["predictions"]
+    assert (positive["label"], negative["label"]) == ("positive", "negative")
+    assert positive["positive_probability"] > 0.5 > negative["positive_probability"]
+    assert (positive["model_name"], positive["model_version"]) == ("imdb_simple_rnn", 2)
+    assert (positive["num_tokens"], positive["num_out_of_vocabulary"], positive["truncated"]) == (8, 2, False)
+    assert list(positive) == ["positive_probability", "label", "model_name", "model_version", "num_tokens",
+                              "truncated", "num_out_of_vocabulary"]
+
+
+def test_one_text_goes_to_the_default_model_and_long_texts_are_cut(http, model_client):
+    (prediction,) = predict(http, {"text": "good " * 30}).get_json()["predictions"]
+    assert prediction["model_name"] == "imdb_lstm"
+    assert prediction["truncated"] and prediction["num_tokens"] == 30  # maxlen 20 in the test contract
+    assert model_client.calls == [("imdb_lstm", 2, 1)]
+
+
+def test_a_pinned_version_is_used_and_an_unavailable_one_is_404(http, model_client):
+    assert predict(http, {"text": POSITIVE, "version": 1}).get_json()["predictions"][0]["model_version"] == 1
+    model_client.versions["imdb_lstm"] = {1: AVAILABLE, 2: "LOADING"}
+    assert predict(http, {"text": POSITIVE}).get_json()["predictions"][0]["model_version"] == 1
+    missing = predict(http, {"text": POSITIVE, "version": 2})
+    assert missing.status_code == 404 and "available: [1]" in missing.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, status, code, fragment",
+    [
+        ({"data": "{not json", "content_type": "application/json"}, 400, "invalid_input", "not valid JSON"),
+        ({"data": "[" * 100_000, "content_type": "application/json"}, 413, "payload_too_large", "4096 bytes"),
+        ({"data": "text=hi", "content_type": "text/plain"}, 415, "unsupported_media_type", "application/json"),
+        ({"json": ["text"]}, 400, "invalid_input", "JSON object"),
+        ({"json": {}}, 400, "invalid_input", "exactly one of 'text'"),
+        ({"json": {"text": "a", "texts": ["b"]}}, 400, "invalid_input", "exactly one of"),
+        ({"json": {"text": "a", "extra": 1}}, 400, "invalid_input", "unknown field(s): extra"),
+        ({"json": {"text": 5}}, 400, "invalid_input", "'text' must be a string, got number"),
+        ({"json": {"text": None}}, 400, "invalid_input", "'text' must be a string, got null"),
+        ({"json": {"text": "   \n"}}, 400, "invalid_input", "texts[0] is empty or whitespace only"),
+        ({"json": {"texts": []}}, 400, "invalid_input", "at least one text"),
+        ({"json": {"texts": "abc"}}, 400, "invalid_input", "must be a list of strings, got string"),
+        ({"json": {"texts": ["ok", 3]}}, 400, "invalid_input", "texts[1] must be a string"),
+        ({"json": {"texts": ["x"] * 9}}, 413, "payload_too_large", "at most 8 per request"),
+        ({"json": {"text": "a" * 501}}, 413, "payload_too_large", "at most 500"),
+        ({"json": {"text": "a", "model": 3}}, 400, "invalid_input", "'model' must be a string"),
+        ({"json": {"text": "a", "model": "gru"}}, 404, "model_not_found", "choose one of ['lstm', 'simple_rnn']"),
+        ({"json": {"text": "a", "version": "1"}}, 400, "invalid_input", "'version' must be a positive integer"),
+        ({"json": {"text": "a", "version": True}}, 400, "invalid_input", "'version' must be a positive integer"),
+        ({"json": {"text": "a", "version": 0}}, 400, "invalid_input", "positive integer, got 0"),
+    ],
+)
+def test_bad_input_gets_a_4xx_naming_the_problem(http, model_client, kwargs, status, code, fragment):
+    response = http.post("/v1/sentiment", **kwargs)
+    assert response.status_code == status, response.get_json()
+    assert response.get_json()["error"]["code"] == code
+    assert fragment in response.get_json()["error"]["message"]
+    assert model_client.calls == []
+
+
+def test_unknown_routes_and_methods(http):
+    missing = http.get("/v2/nothing")
+    assert missing.status_code == 404
+    assert missing.get_json()["error"] == {"code": "not_found", "message": "no route /v2/nothing; see /openapi.yaml"}
+    wrong = http.get("/v1/sentiment")
+    assert wrong.status_code == 405 and wrong.get_json()["error"]["code"] == "method_not_allowed"
+    assert "POST" in wrong.headers["Allow"] and "GET" in wrong.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("failure, status, code", [
+    (ModelServerUnavailable("imdb_lstm: the model server is unavailable", retry_after=1), 503,
+     "model_server_unavailable"),
+    (ModelServerTimeout("imdb_lstm: the model server did not answer in time"), 504, "model_server_timeout"),
+    (ModelServerFailure("imdb_lstm: the model server failed (INTERNAL)"), 502, "model_server_error"),
+])
+def test_model_server_trouble_maps_to_5xx_with_its_message(http, model_client, failure, status, code):
+    model_client.failure = failure
+    response = predict(http, {"text": POSITIVE})
+    assert response.status_code == status
+    assert response.get_json()["error"] == {"code": code, "message": failure.message}
+    assert response.headers.get("Retry-After") == ("1" if failure.retry_after else None)
+
+
+def test_models_liveness_readiness_and_openapi(http, model_client):
+    models = http.get("/v1/models").get_json()["models"]
+    assert models == [
+        {"model": "lstm", "model_name": "imdb_lstm",
+         "versions": [{"version": 1, "state": "AVAILABLE"}, {"version": 2, "state": "AVAILABLE"}]},
+        {"model": "simple_rnn", "model_name": "imdb_simple_rnn",
+         "versions": [{"version": 1, "state": "AVAILABLE"}, {"version": 2, "state": "AVAILABLE"}]},
+    ]
+    assert http.get("/healthz").get_json() == {"status": "ok"}
+    assert http.get("/readyz").get_json() == {"ready": True, "models": {"lstm": AVAILABLE, "simple_rnn": AVAILABLE}}
+    model_client.versions["imdb_simple_rnn"] = {3: "LOADING"}
+    not_ready = http.get("/readyz")
+    assert not_ready.status_code == 503
+    assert not_ready.get_json()["models"] == {"lstm": AVAILABLE, "simple_rnn": "no available version"}
+    assert "/v1/sentiment" in http.get("/openapi.yaml").get_data(as_text=True)
+
+
+def test_a_version_without_a_tokenizer_contract_is_unavailable_not_a_crash(http, model_client):
+    model_client.versions["imdb_lstm"] = {7: AVAILABLE}  # served, but its folder has no contract
+    response = predict(http, {"text": POSITIVE})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["message"] == (
+        "imdb_lstm version 7: its tokenizer contract is not available to the gateway"
+    )
+
+
+class FailingService(SentimentService):
+    """Predictions fail with an exception nobody planned for, to reach the last-resort handler."""
+
+    def predict(self, *args, **kwargs):
+        raise RuntimeError("boom in /srv/app/serving/gateway/core.py")
+
+
+def test_unexpected_errors_are_logged_not_leaked(settings, model_client, caplog):
+    app = create_app(settings, FailingService(settings, client=model_client))
+    assert app.debug is False and not app.config["PROPAGATE_EXCEPTIONS"]
+    response = app.test_client().post("/v1/sentiment", json={"text": POSITIVE})
+    assert response.status_code == 500
+    assert response.get_json() == {"error": {"code": "internal_error", "message": "internal error; the failure was logged"}}
+    assert "boom" in caplog.text  # the details go to the log, not to the client
