@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -102,10 +103,25 @@ def parse_hey(output: str, texts_per_request: int, name: str, model: str, client
     }
 
 
+# CPU seconds used so far by each service process of a scenario, by role.
+CpuMeter = Callable[[], dict[str, float]]
+
+
+def _used(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_per_request(before: dict[str, float], after: dict[str, float], load_generator: float,
+                     requests_done: float) -> dict[str, float]:
+    spent = {role: after[role] - before[role] for role in after}
+    spent["load_generator"] = load_generator
+    return {role: round(seconds * 1000 / requests_done, 3) for role, seconds in spent.items()}
+
+
 def bench_hey(
-    url: str, body: dict, clients: int, duration: float, name: str, model: str, stack: Stack | None = None
+    url: str, body: dict, clients: int, duration: float, name: str, model: str, cpu: CpuMeter | None = None
 ) -> dict:
-    """One `hey` run; with ``stack``, also the CPU each process spent per request (where the time goes)."""
+    """One `hey` run; with ``cpu``, also the CPU each process spent per request (where the time goes)."""
     hey = shutil.which("hey")
     if hey is None:
         raise SystemExit("hey is not installed: apt-get install hey (or `make bench`)")
@@ -113,18 +129,26 @@ def bench_hey(
         json.dump(body, handle)
     command = [hey, "-c", str(clients), "-m", "POST", "-T", "application/json", "-D", handle.name, url]
     subprocess.run([command[0], "-z", "2s", *command[1:]], capture_output=True, text=True)  # warm-up
-    services_before = stack.cpu_seconds() if stack else {}
-    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    services_before = cpu() if cpu else {}
+    hey_before = _used(resource.getrusage(resource.RUSAGE_CHILDREN))
     output = subprocess.run([command[0], "-z", f"{duration}s", *command[1:]], capture_output=True, text=True).stdout
-    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    hey_spent = _used(resource.getrusage(resource.RUSAGE_CHILDREN)) - hey_before
     texts = len(body.get("texts", [])) or 1
     row = parse_hey(output, texts, name, model, clients)
-    if stack:
-        done = row["requests_per_s"] * duration
-        spent = {key: value - services_before[key] for key, value in stack.cpu_seconds().items()}
-        spent["load_generator"] = (children_after.ru_utime + children_after.ru_stime
-                                   - children_before.ru_utime - children_before.ru_stime)
-        row["cpu_ms_per_request"] = {key: round(seconds * 1000 / done, 2) for key, seconds in spent.items()}
+    if cpu:
+        row["cpu_ms_per_request"] = _cpu_per_request(
+            services_before, cpu(), hey_spent, row["requests_per_s"] * duration)
+    return row
+
+
+def bench_grpc(call, clients: int, texts: int, duration: float, model: str, cpu: CpuMeter) -> dict:
+    """A closed loop of gateway gRPC calls from client threads of this process (the load generator)."""
+    services_before = cpu()
+    self_before = _used(resource.getrusage(resource.RUSAGE_SELF))
+    latencies, errors, seconds = run_threads(call, clients, duration)
+    self_spent = _used(resource.getrusage(resource.RUSAGE_SELF)) - self_before
+    row = summary("gateway gRPC", model, clients, texts, seconds, latencies, errors)
+    row["cpu_ms_per_request"] = _cpu_per_request(services_before, cpu(), self_spent, max(1, len(latencies)))
     return row
 
 
@@ -147,7 +171,20 @@ def main() -> None:
     rows: list[dict] = []
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     stack = Stack(models_dir, log_dir, args.gunicorn_workers)
+
+    def http_cpu() -> dict[str, float]:
+        used = stack.cpu_seconds()
+        return {"model_server": used["model_server"], "gateway": used["gateway"]}
+
+    def grpc_cpu() -> dict[str, float]:
+        used = stack.cpu_seconds()
+        return {"model_server": used["model_server"], "gateway": used["grpc_gateway"]}
+
     try:
+        print("== framework floor: Flask parsing the body, same gunicorn settings, 64 clients", flush=True)
+        floor_url, floor_cpu = stack.start_floor(args.gunicorn_workers)
+        floor = bench_hey(f"{floor_url}/v1/sentiment", {"text": texts[0]}, 64, args.duration,
+                          "framework floor", "-", lambda: {"gateway": floor_cpu()})
         for model, name in SERVED_MODELS.items():
             version_dir = latest_version(models_dir, name)
             ids, _ = Tokenizer(TokenizerContract.read(version_dir)).encode_batch(texts)
@@ -166,17 +203,16 @@ def main() -> None:
             for clients in (1, 8, 64):
                 print(f"== {model}: gateway HTTP, 1 text, {clients} clients", flush=True)
                 rows.append(bench_hey(url, {"text": texts[0], "model": model}, clients, args.duration,
-                                      "gateway HTTP", model, stack))
+                                      "gateway HTTP", model, http_cpu))
             print(f"== {model}: gateway HTTP, 32 texts", flush=True)
             rows.append(bench_hey(url, {"texts": texts[:32], "model": model}, 4, args.duration,
-                                  "gateway HTTP", model, stack))
+                                  "gateway HTTP", model, http_cpu))
 
             print(f"== {model}: gateway gRPC", flush=True)
             with SentimentClient(stack.grpc_target) as sentiment:
-                for clients, size in ((1, 1), (16, 1), (4, 32)):
-                    latencies, errors, seconds = run_threads(
-                        lambda: sentiment.predict(texts[:size], model=model), clients, args.duration)
-                    rows.append(summary("gateway gRPC", model, clients, size, seconds, latencies, errors))
+                for clients, size in ((1, 1), (64, 1), (4, 32)):
+                    rows.append(bench_grpc(lambda: sentiment.predict(texts[:size], model=model),
+                                           clients, size, args.duration, model, grpc_cpu))
 
             print(f"== {model}: naive Flask + model.predict", flush=True)
             naive = stack.start_naive(version_dir)
@@ -191,9 +227,27 @@ def main() -> None:
             if row["model"] == model:
                 row["x_raw_batch64"] = row["reviews_per_s"] / raw64
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"duration_s": args.duration, "rows": rows}, indent=2))
+    results = {"duration_s": args.duration, "framework_floor": floor, "rows": rows}
+    args.out.write_text(json.dumps(results, indent=2))
     print(render(rows))
+    print(headline(rows, floor))
     print(f"\nwritten to {args.out} (service logs in {log_dir})")
+
+
+def headline(rows: list[dict], floor: dict) -> str:
+    """The gateway's own CPU per single-review request at 64 clients, beside the framework floor."""
+    lines = [f"\nframework floor (Flask parsing the body, same gunicorn settings, 64 clients): "
+             f"{floor['cpu_ms_per_request']['gateway']:.2f} ms CPU per request, "
+             f"{floor['requests_per_s']:.0f} req/s"]
+    for model in SERVED_MODELS:
+        cost = {
+            row["scenario"]: row["cpu_ms_per_request"]["gateway"] for row in rows
+            if row["model"] == model and row["clients"] == 64 and row["texts_per_request"] == 1
+            and row["scenario"].startswith("gateway")
+        }
+        lines.append(f"{model}: gateway CPU per single-review request at 64 clients: "
+                     f"HTTP {cost['gateway HTTP']:.2f} ms, gRPC {cost['gateway gRPC']:.2f} ms")
+    return "\n".join(lines)
 
 
 def render(rows: list[dict]) -> str:

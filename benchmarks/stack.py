@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.processes import (
+    GUNICORN_CONF,
     Process,
     accepts_connections,
     free_port,
@@ -49,7 +51,9 @@ class Stack:
         self.grpc_gateway = start_grpc_gateway(
             self.model_server.address, models_dir, self.gateway.metrics_dir, log_dir, **settings
         )
-        self.processes: list[Process] = [self.model_server.process, self.gateway.process, self.grpc_gateway.process]
+        self.processes: list[Process] = [
+            self.model_server.process, self.gateway.process, self.grpc_gateway.process,
+        ]
         wait_until(responds(f"{self.gateway.url}/readyz"), 60, "gateway readiness")
 
     @property
@@ -61,12 +65,27 @@ class Stack:
         return self.grpc_gateway.target
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU time used so far by the model server and by the HTTP gateway (master + workers)."""
+        """CPU time used so far by the model server, the HTTP gateway (master + workers)
+        and the gRPC gateway."""
         gateway = self.gateway.process.pid
         return {
             "model_server": _cpu_seconds([self.model_server.process.pid]),
             "gateway": _cpu_seconds([gateway, *child_pids(gateway)]),
+            "grpc_gateway": _cpu_seconds([self.grpc_gateway.process.pid]),
         }
+
+    def start_floor(self, gunicorn_workers: int) -> tuple[str, Callable[[], float]]:
+        """The framework-floor app under gunicorn with the gateway's settings: its URL and
+        a function returning the CPU seconds its processes have used so far."""
+        port = free_port()
+        process = spawn(
+            ["-m", "gunicorn", "-c", str(GUNICORN_CONF), "benchmarks.floor_app:app"],
+            self.log_dir / "floor.log",
+            {"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(gunicorn_workers)},
+        )
+        self.processes.append(process)
+        wait_until(accepts_connections(port), 60, "framework floor app")
+        return f"http://127.0.0.1:{port}", lambda: _cpu_seconds([process.pid, *child_pids(process.pid)])
 
     def start_naive(self, version_dir: Path) -> str:
         """The naive Flask + model.predict server for ``version_dir``; returns its URL."""

@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -129,32 +130,35 @@ class Tokenizer:
 
     def ids(self, text: str) -> list[int]:
         """Unpadded ids: the start marker followed by one id per word."""
-        lookup = self._word_ids.get
-        return [START_ID, *(lookup(word, OOV_ID) for word in split_words(text))]
+        # map() over dict.get runs the lookups in C: a third of the cost of a generator.
+        return [START_ID, *map(self._word_ids.get, split_words(text), repeat(OOV_ID))]
 
     def encode(self, text: str) -> EncodedText:
-        ids = self.ids(text)
-        num_oov = ids.count(OOV_ID)
-        return EncodedText(
-            ids=pad(ids, self.maxlen),
-            num_tokens=len(ids) - 1,
-            num_oov=num_oov,
-            truncated=len(ids) > self.maxlen,
-        )
+        return self._encode_into(np.full(self.maxlen, PAD_ID, dtype=np.int32), text)
 
     def encode_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, list[EncodedText]]:
-        """A ``[len(texts), maxlen]`` int32 matrix and the per-text details."""
-        encoded = [self.encode(text) for text in texts]
-        matrix = np.stack([item.ids for item in encoded]) if encoded else np.zeros(
-            (0, self.maxlen), dtype=np.int32
+        """A ``[len(texts), maxlen]`` int32 matrix and the per-text details (views of its rows)."""
+        matrix = np.full((len(texts), self.maxlen), PAD_ID, dtype=np.int32)
+        return matrix, [self._encode_into(row, text) for row, text in zip(matrix, texts)]
+
+    def _encode_into(self, row: np.ndarray, text: str) -> EncodedText:
+        """Write the padded ids of ``text`` into ``row``, a PAD_ID-filled ``[maxlen]`` array."""
+        ids = self.ids(text)
+        _fill(row, ids)
+        return EncodedText(
+            ids=row, num_tokens=len(ids) - 1, num_oov=ids.count(OOV_ID), truncated=len(ids) > self.maxlen
         )
-        return matrix, encoded
 
 
 def pad(ids: Sequence[int], maxlen: int) -> np.ndarray:
     """Pad at the front with PAD_ID, or keep the last ``maxlen`` ids (pad_sequences defaults)."""
     row = np.full(maxlen, PAD_ID, dtype=np.int32)
-    kept = ids[-maxlen:]
-    if kept:
-        row[maxlen - len(kept) :] = kept
+    _fill(row, ids)
     return row
+
+
+def _fill(row: np.ndarray, ids: Sequence[int]) -> None:
+    """Write the last ``len(row)`` ids at the end of a PAD_ID-filled ``row``."""
+    kept = ids[-len(row):]
+    if kept:
+        row[len(row) - len(kept):] = kept

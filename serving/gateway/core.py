@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from serving.gateway import metrics
 from serving.gateway.coalescing import Coalescer
@@ -27,7 +27,7 @@ class Prediction:
     num_out_of_vocabulary: int
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return dict(vars(self))  # a copy; dataclasses.asdict deep-copies, at 5x the cost
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,12 @@ class SentimentService:
                 raise PayloadTooLarge(
                     f"texts[{index}] has {len(text)} characters (at most {self.settings.max_text_chars})"
                 )
+
+    def model_label(self, model: str | None) -> str:
+        """The request's model as a metric label: a served model's public name or "unknown",
+        so that clients cannot create series with names of their own."""
+        public = model or self.settings.default_model
+        return public if public in self.settings.models else "unknown"
 
     def resolve_model(self, model: str | None) -> tuple[str, str]:
         public = model or self.settings.default_model

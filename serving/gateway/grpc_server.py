@@ -66,7 +66,7 @@ class SentimentServicer:
     def Predict(self, raw: bytes, context) -> sentiment_pb2.PredictResponse:  # noqa: N802 (gRPC method name)
         def call(labels: dict[str, str]):
             request = decode(sentiment_pb2.PredictRequest, raw)
-            labels["model"] = request.model or self._service.settings.default_model
+            labels["model"] = self._service.model_label(request.model)
             remaining = context.time_remaining()
             timeout = self._service.settings.rpc_timeout_seconds
             if remaining is not None:

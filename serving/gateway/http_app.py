@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
         if not request.is_json:
             return error_response(415, "unsupported_media_type", "Content-Type must be application/json")
         texts, model, version = parse_prediction_request(decode_json(request.get_data()))
-        g.model = model or settings.default_model
+        g.model = service.model_label(model)
         predictions = service.predict(texts, model, version, transport="http")
         return jsonify(predictions=[p.to_json() for p in predictions])
 

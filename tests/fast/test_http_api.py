@@ -2,6 +2,7 @@
 version selection, and the error body of every failure."""
 
 import pytest
+from prometheus_client import generate_latest
 
 from serving.gateway.core import AVAILABLE, SentimentService
 from serving.gateway.errors import ModelServerFailure, ModelServerTimeout, ModelServerUnavailable
@@ -138,3 +139,12 @@ def test_unexpected_errors_are_logged_not_leaked(settings, model_client, caplog)
     assert response.status_code == 500
     assert response.get_json() == {"error": {"code": "internal_error", "message": "internal error; the failure was logged"}}
     assert "boom" in caplog.text  # the details go to the log, not to the client
+
+
+def test_unknown_model_names_do_not_become_metric_labels(http):
+    predict(http, {"text": POSITIVE, "model": "made-up-by-a-client"})
+    predict(http, {"text": POSITIVE, "model": "simple_rnn"})
+    exposition = generate_latest().decode()
+    assert "made-up-by-a-client" not in exposition
+    assert 'model="unknown",route="/v1/sentiment",transport="http"' in exposition
+    assert 'code="200",model="simple_rnn",route="/v1/sentiment",transport="http"' in exposition
