@@ -30,6 +30,10 @@ def text(raw: str) -> str:
     return value
 
 
+def path(raw: str) -> Path:
+    return Path(text(raw))  # Path("") would silently mean the current folder
+
+
 def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         try:
@@ -87,7 +91,7 @@ class Settings:
     # How calls spread over the addresses the target resolves to: gRPC's "pick_first"
     # (one connection) or "round_robin" (every address, e.g. a headless Service's pods).
     model_server_lb_policy: str = _setting("pick_first", one_of(*LB_POLICIES))
-    models_dir: Path = _setting(Path("models"), Path)  # export root holding <model>/<version>/assets.extra/
+    models_dir: Path = _setting(Path("models"), path)  # export root holding <model>/<version>/assets.extra/
     models: dict[str, str] = _setting(SERVED_MODELS, model_map)  # public model name -> model server name
     default_model: str = _setting("lstm", text)
     rpc_timeout_seconds: float = _setting(5.0, seconds)  # deadline of every call to the model server

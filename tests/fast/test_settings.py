@@ -40,6 +40,7 @@ def test_every_field_reads_its_variable():
     ("GATEWAY_RPC_TIMEOUT_SECONDS", "nan", "positive number of seconds"),
     ("GATEWAY_BODY_TIMEOUT_SECONDS", "soon", "must be a number of seconds"),
     ("GATEWAY_MODEL_SERVER", "  ", "must not be empty"),
+    ("GATEWAY_MODELS_DIR", "", "must not be empty"),
     ("GATEWAY_MODELS", "lstm", "must look like"),
     ("GATEWAY_MODELS", "lstm=", "must look like"),
     ("GATEWAY_DEFAULT_MODEL", "gru", "must be one of the models in GATEWAY_MODELS (lstm, simple_rnn)"),
