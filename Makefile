@@ -80,6 +80,7 @@ clean-compose:
 bench: models
 	@bash deploy/local/install-tools.sh hey=hey
 	$(PY) -m benchmarks --models-dir $(MODELS_DIR) --data $(DATA)
+	$(PY) -m benchmarks.http_servers --models-dir $(MODELS_DIR) --data $(DATA)
 	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR)
 	@bash deploy/local/install-tools.sh nginx=nginx
 	$(PY) -m benchmarks.edge --models-dir $(MODELS_DIR)

@@ -83,8 +83,12 @@ def bench_raw(version_dir: Path, model: str, ids: np.ndarray, batch_sizes, durat
         batch = tf.constant(ids[:size])
         for _ in range(5):
             signature(tokens=batch)
+        cpu_before = time.process_time()  # every thread of this process: TensorFlow's pools too
         latencies, errors, seconds = run_threads(lambda: signature(tokens=batch), 1, duration)
-        rows.append(summary(f"raw signature, batch {size}", model, 1, size, seconds, latencies, errors))
+        row = summary(f"raw signature, batch {size}", model, 1, size, seconds, latencies, errors)
+        rows_done = max(1, len(latencies) * size)
+        row["cpu_ms_per_row"] = round((time.process_time() - cpu_before) * 1000 / rows_done, 3)
+        rows.append(row)
     return rows
 
 
@@ -152,6 +156,16 @@ def bench_grpc(call, clients: int, texts: int, duration: float, model: str, cpu:
     return row
 
 
+def batched(stack: Stack, model_name: str, run: Callable[[], dict]) -> dict:
+    """``run``'s row with the mean rows per batch the model server ran meanwhile: what its
+    CPU per request depends on most (docs/benchmarks.md)."""
+    batches_before, rows_before = stack.batches(model_name)
+    row = run()
+    batches_after, rows_after = stack.batches(model_name)
+    row["rows_per_batch"] = round((rows_after - rows_before) / max(1, batches_after - batches_before), 1)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
@@ -189,7 +203,7 @@ def main() -> None:
             version_dir = latest_version(models_dir, name)
             ids, _ = Tokenizer(TokenizerContract.read(version_dir)).encode_batch(texts)
             print(f"== {model}: raw signature", flush=True)
-            rows += bench_raw(version_dir, model, ids, (1, 8, 64, 256), args.duration)
+            rows += bench_raw(version_dir, model, ids, (1, 8, 32, 64, 256), args.duration)
 
             print(f"== {model}: model server over gRPC", flush=True)
             client = ModelServerClient(stack.model_server.address, 10)
@@ -202,17 +216,20 @@ def main() -> None:
             url = f"{stack.http_url}/v1/sentiment"
             for clients in (1, 8, 64):
                 print(f"== {model}: gateway HTTP, 1 text, {clients} clients", flush=True)
-                rows.append(bench_hey(url, {"text": texts[0], "model": model}, clients, args.duration,
-                                      "gateway HTTP", model, http_cpu))
+                rows.append(batched(stack, name, lambda: bench_hey(
+                    url, {"text": texts[0], "model": model}, clients, args.duration, "gateway HTTP", model,
+                    http_cpu)))
             print(f"== {model}: gateway HTTP, 32 texts", flush=True)
-            rows.append(bench_hey(url, {"texts": texts[:32], "model": model}, 4, args.duration,
-                                  "gateway HTTP", model, http_cpu))
+            rows.append(batched(stack, name, lambda: bench_hey(
+                url, {"texts": texts[:32], "model": model}, 4, args.duration, "gateway HTTP", model,
+                http_cpu)))
 
             print(f"== {model}: gateway gRPC", flush=True)
             with SentimentClient(stack.grpc_target) as sentiment:
                 for clients, size in ((1, 1), (64, 1), (4, 32)):
-                    rows.append(bench_grpc(lambda: sentiment.predict(texts[:size], model=model),
-                                           clients, size, args.duration, model, grpc_cpu))
+                    rows.append(batched(stack, name, lambda: bench_grpc(
+                        lambda: sentiment.predict(texts[:size], model=model),
+                        clients, size, args.duration, model, grpc_cpu)))
 
             print(f"== {model}: naive Flask + model.predict", flush=True)
             naive = stack.start_naive(version_dir)
@@ -254,17 +271,20 @@ def render(rows: list[dict]) -> str:
     def ms(value):
         return "-" if value is None else f"{value:.1f}"
 
-    def cpu(split):
+    def cpu(row):
+        if "cpu_ms_per_row" in row:
+            return f"{row['cpu_ms_per_row']:.2f} per row"
+        split = row.get("cpu_ms_per_request")
         return "-" if not split else " / ".join(f"{split[k]:.2f}" for k in ("model_server", "gateway", "load_generator"))
 
     lines = ["| model | scenario | clients | texts/req | req/s | reviews/s | p50 ms | p90 ms | p99 ms | errors "
-             "| x raw b64 | CPU ms/req: model server, gateway, hey |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| x raw b64 | CPU ms/req: model server, gateway, hey | rows per model-server batch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['scenario']} | {r['clients']} | {r['texts_per_request']} | {r['requests_per_s']:.0f} "
             f"| {r['reviews_per_s']:.0f} | {ms(r['p50_ms'])} | {ms(r['p90_ms'])} | {ms(r['p99_ms'])} "
-            f"| {r['errors']} | {r['x_raw_batch64']:.2f} | {cpu(r.get('cpu_ms_per_request'))} |"
+            f"| {r['errors']} | {r['x_raw_batch64']:.2f} | {cpu(r)} | {r.get('rows_per_batch', '-')} |"
         )
     return "\n".join(lines)
 

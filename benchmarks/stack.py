@@ -4,7 +4,9 @@ child processes, shared by the benchmark and the soak run."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,6 +75,16 @@ class Stack:
             "gateway": _cpu_seconds([gateway, *child_pids(gateway)]),
             "grpc_gateway": _cpu_seconds([self.grpc_gateway.process.pid]),
         }
+
+    def batches(self, model_name: str) -> tuple[float, float]:
+        """Batches the model server has run for ``model_name`` so far, and their rows."""
+        url = f"{self.model_server.rest}/monitoring/prometheus/metrics"
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        totals = {}
+        for kind in ("count", "sum"):
+            found = re.search(rf'processed_batch_size_{kind}{{model_name="{model_name}"}} (\S+)', text)
+            totals[kind] = float(found.group(1)) if found else 0.0
+        return totals["count"], totals["sum"]
 
     def start_floor(self, gunicorn_workers: int) -> tuple[str, Callable[[], float]]:
         """The framework-floor app under gunicorn with the gateway's settings: its URL and
