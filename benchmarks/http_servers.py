@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.__main__ import bench_hey
-from benchmarks.stack import _cpu_seconds, child_pids
+from benchmarks.stack import GATEWAY_DEFAULTS, tree_cpu_seconds
 from harness.processes import (
     GUNICORN_CONF,
     IMDB_TARBALL,
@@ -56,8 +56,7 @@ def start(
     wait_until(accepts_connections(port), 60, f"{app} under {server}")
     if app == APPS["gateway"]:
         wait_until(responds(f"{url}/readyz"), 60, "gateway readiness")
-    pid = process.pid
-    return process, url, lambda: _cpu_seconds([pid, *child_pids(pid)])
+    return process, url, lambda: tree_cpu_seconds(process.pid)
 
 
 def main() -> None:
@@ -66,7 +65,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per measurement")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks-http-servers.json"))
     args = parser.parse_args()
 
     from training.dataset import load_imdb
@@ -81,8 +80,7 @@ def main() -> None:
             for app_name, app in APPS.items():
                 for server in ("gunicorn", "granian"):
                     metrics_dir = Path(tempfile.mkdtemp(dir=log_dir))
-                    env = {**gateway_env(model_server.address, models_dir, metrics_dir),
-                           "GATEWAY_STATUS_CACHE_SECONDS": "1", "GATEWAY_HEALTH_CHECK_SECONDS": "1"}
+                    env = {**gateway_env(model_server.address, models_dir, metrics_dir), **GATEWAY_DEFAULTS}
                     process, url, cpu = start(server, app, env, log_dir)
                     try:
                         row = bench_hey(f"{url}/v1/sentiment", {"text": text, "model": "lstm"}, CLIENTS,
@@ -96,8 +94,7 @@ def main() -> None:
                           f"  errors {row['errors']}", flush=True)
     finally:
         model_server.process.stop(timeout=30)
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    args.out.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ from harness.processes import (
 from text_contract.layout import version_dirs
 
 
+# The gateway's defaults, not harness's quick-reacting test settings.
+GATEWAY_DEFAULTS = {"GATEWAY_STATUS_CACHE_SECONDS": "1", "GATEWAY_HEALTH_CHECK_SECONDS": "1"}
+
+
 def _cpu_seconds(pids: list[int]) -> float:
     ticks = 0
     for pid in pids:
@@ -39,19 +43,23 @@ def child_pids(pid: int) -> list[int]:
     return [int(child) for child in listed]
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a process and its children (a server's master and workers)."""
+    return _cpu_seconds([pid, *child_pids(pid)])
+
+
 class Stack:
     """The model server, gateway (HTTP + gRPC) and naive servers as child processes."""
 
     def __init__(self, models_dir: Path, log_dir: Path, gunicorn_workers: int) -> None:
         self.log_dir = log_dir
-        # The gateway's defaults, not harness's quick-reacting test settings.
-        settings = {"GATEWAY_STATUS_CACHE_SECONDS": "1", "GATEWAY_HEALTH_CHECK_SECONDS": "1"}
         self.model_server = start_model_server(models_dir, log_dir)
         self.gateway = start_gateway(
-            self.model_server.address, models_dir, log_dir, GUNICORN_WORKERS=str(gunicorn_workers), **settings
+            self.model_server.address, models_dir, log_dir,
+            GUNICORN_WORKERS=str(gunicorn_workers), **GATEWAY_DEFAULTS,
         )
         self.grpc_gateway = start_grpc_gateway(
-            self.model_server.address, models_dir, self.gateway.metrics_dir, log_dir, **settings
+            self.model_server.address, models_dir, self.gateway.metrics_dir, log_dir, **GATEWAY_DEFAULTS
         )
         self.processes: list[Process] = [
             self.model_server.process, self.gateway.process, self.grpc_gateway.process,
@@ -72,7 +80,7 @@ class Stack:
         gateway = self.gateway.process.pid
         return {
             "model_server": _cpu_seconds([self.model_server.process.pid]),
-            "gateway": _cpu_seconds([gateway, *child_pids(gateway)]),
+            "gateway": tree_cpu_seconds(gateway),
             "grpc_gateway": _cpu_seconds([self.grpc_gateway.process.pid]),
         }
 
@@ -97,7 +105,7 @@ class Stack:
         )
         self.processes.append(process)
         wait_until(accepts_connections(port), 60, "framework floor app")
-        return f"http://127.0.0.1:{port}", lambda: _cpu_seconds([process.pid, *child_pids(process.pid)])
+        return f"http://127.0.0.1:{port}", lambda: tree_cpu_seconds(process.pid)
 
     def start_naive(self, version_dir: Path) -> str:
         """The naive Flask + model.predict server for ``version_dir``; returns its URL."""
