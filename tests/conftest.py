@@ -23,8 +23,11 @@ from harness.processes import (
     wait_until,
 )
 
-# Small but real: enough reviews for the models to separate clear cases.
-TRAIN_ARGS = ["--train-limit", "4000", "--test-limit", "300", "--epochs", "3", "--batch-size", "32", "--seed", "7"]
+# Small but real: enough reviews for the models to separate clear cases. Without XLA:
+# compiling each shape would cost more than these small runs (tests/test_xla.py
+# serves the compiled signature of the same weights).
+TRAIN_ARGS = ["--train-limit", "4000", "--test-limit", "300", "--epochs", "3", "--batch-size", "32", "--seed", "7",
+              "--no-xla"]
 
 
 def run_training(out: Path, *extra: str) -> subprocess.CompletedProcess:

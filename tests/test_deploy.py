@@ -51,6 +51,8 @@ def test_tf_serving_configs_parse_and_match_the_compose_mounts():
     assert container_path("tfserving", BATCHING_FILE) == Path(flag("tfserving", "batching_parameters_file"))
     assert container_path("tfserving", MONITORING_FILE) == Path(flag("tfserving", "monitoring_config_file"))
     assert flag("tfserving", "enable_batching") == "true"
+    # The trainer exports XLA-compiled signatures by default.
+    assert flag("tfserving", "xla_cpu_compilation_enabled") == "true"
     monitoring = load_monitoring_config(MONITORING_FILE).prometheus_config
     assert monitoring.enable and monitoring.path == "/monitoring/prometheus/metrics"
     batching = load_batching_parameters(BATCHING_FILE)

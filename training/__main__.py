@@ -19,8 +19,52 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 from text_contract.layout import MODEL_NAME_PREFIX  # noqa: E402
 from training.dataset import DatasetError  # noqa: E402
 from training.models import ARCHITECTURES  # noqa: E402
+from training.train import LR_SCHEDULES  # noqa: E402
 
 DEFAULT_ARCHITECTURES = "lstm,simple_rnn"
+
+
+def fraction(value: str) -> float:
+    """A float in [0, 1): dropout rates, shares, label smoothing."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value!r}") from None
+    if not 0 <= number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value!r}")
+    return number
+
+
+def non_negative(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}") from None
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
+    return number
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return number
+
+
+def token_range(value: str) -> tuple[int, int]:
+    """``MIN-MAX`` window sizes in tokens, 1 <= MIN <= MAX."""
+    low, sep, high = value.partition("-")
+    try:
+        bounds = (int(low), int(high))
+    except ValueError:
+        bounds = None
+    if not sep or bounds is None or not 1 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX with 1 <= MIN <= MAX, got {value!r}")
+    return bounds
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,18 +90,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated, from {','.join(ARCHITECTURES)} [default {DEFAULT_ARCHITECTURES}]",
     )
     parser.add_argument("--name-prefix", default=MODEL_NAME_PREFIX, help="model name = prefix + architecture")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--snippets", type=Path, default=env("SENTIMENT_SNIPPETS"),
+                        help="rt-polarity tarball or folder: also report accuracy on these short texts "
+                        "(evaluation only) [env SENTIMENT_SNIPPETS; default: not evaluated]")
+    parser.add_argument("--epochs", type=positive_int, default=10)
+    parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--validation-split", type=float, default=0.2)
-    parser.add_argument("--optimizer", default="rmsprop")
+    parser.add_argument("--optimizer", default="rmsprop", help="a Keras optimizer name [rmsprop]")
+    parser.add_argument("--learning-rate", type=non_negative, default=1e-3)
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                        help="constant, or cosine decay to 0 over the run [constant]")
     parser.add_argument(
-        "--monitor", default="val_accuracy", help="metric that picks the kept epoch [val_accuracy]"
+        "--monitor", default="val_accuracy", choices=("val_accuracy", "val_loss"),
+        help="validation metric that picks the kept epoch(s) [val_accuracy]",
     )
+    parser.add_argument("--average-best", type=positive_int, default=1, metavar="N",
+                        help="average the weights of the N best epochs by --monitor when that scores "
+                        "at least as well on validation; 1 keeps the best epoch [1]")
+    regularisation = parser.add_argument_group("regularisation and augmentation (training only)")
+    regularisation.add_argument("--mask-padding", action=argparse.BooleanOptionalAction, default=True,
+                                help="mask the padding id; needed by the trimmed signature [on]")
+    regularisation.add_argument("--embedding-dropout", type=fraction, default=0.0,
+                                help="share of word vectors dropped (SpatialDropout1D) [0]")
+    regularisation.add_argument("--input-dropout", type=fraction, default=0.0,
+                                help="the recurrent layer's dropout on its inputs [0]")
+    regularisation.add_argument("--recurrent-dropout", type=fraction, default=0.0,
+                                help="the recurrent layer's dropout on its state [0]")
+    regularisation.add_argument("--weight-decay", type=non_negative, default=0.0, help="decoupled weight decay [0]")
+    regularisation.add_argument("--label-smoothing", type=fraction, default=0.0, help="[0]")
+    regularisation.add_argument("--window-share", type=fraction, default=0.0,
+                                help="share of each epoch's reviews replaced by a random window of their "
+                                "own words [0]")
+    regularisation.add_argument("--window-tokens", type=token_range, default=(5, 60), metavar="MIN-MAX",
+                                help="window size in words [5-60]")
+    parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=True,
+                        help="train with XLA and export the XLA-compiled signature (TF Serving needs "
+                        "--xla_cpu_compilation_enabled=true); --no-xla for runtimes without XLA [on]")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--num-words", type=int, default=10_000, help="vocabulary size incl. 3 reserved ids")
-    parser.add_argument("--maxlen", type=int, default=500)
-    parser.add_argument("--train-limit", type=int, default=None, help="use a random subset of N train reviews")
-    parser.add_argument("--test-limit", type=int, default=None, help="use a random subset of N test reviews")
+    parser.add_argument("--maxlen", type=positive_int, default=500)
+    parser.add_argument("--train-limit", type=positive_int, default=None,
+                        help="use a random subset of N train reviews")
+    parser.add_argument("--test-limit", type=positive_int, default=None, help="use a random subset of N test reviews")
     args = parser.parse_args(argv)
     args.architectures = [name.strip() for name in args.architectures.split(",") if name.strip()]
     unknown = sorted(set(args.architectures) - set(ARCHITECTURES))
@@ -65,6 +139,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--architectures: unknown {unknown}; choose from {','.join(ARCHITECTURES)}")
     if not 0 < args.validation_split < 1:
         parser.error("--validation-split must be between 0 and 1")
+    if args.average_best > args.epochs:
+        parser.error(f"--average-best {args.average_best} is more than --epochs {args.epochs}")
+    if args.xla and not args.mask_padding:
+        parser.error("--no-mask-padding needs --no-xla: the compiled signature drops padding columns")
+    if args.snippets is not None and not args.snippets.exists():
+        parser.error(f"--snippets {args.snippets}: no such file or directory")
     return args
 
 
@@ -109,26 +189,56 @@ def run(args: argparse.Namespace) -> int:
     )
     tokenizer = Tokenizer(contract)
 
-    from training.export import export_version
-    from training.report import write_report
-    from training.train import TrainingConfig, train_architecture
+    import numpy as np
 
+    from training.batches import WindowAugmentation
+    from training.export import export_version
+    from training.models import Regularisation
+    from training.report import write_report
+    from training.snippets import load_snippets
+    from training.train import TrainingConfig, evaluate, train_architecture
+
+    snippets = load_snippets(args.snippets) if args.snippets else None
     config = TrainingConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         validation_split=args.validation_split,
         optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        lr_schedule=args.lr_schedule,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
         monitor=args.monitor,
+        average_best=args.average_best,
+        regularisation=Regularisation(
+            mask_padding=args.mask_padding,
+            embedding_dropout=args.embedding_dropout,
+            input_dropout=args.input_dropout,
+            recurrent_dropout=args.recurrent_dropout,
+        ),
+        augmentation=WindowAugmentation(args.window_share, *args.window_tokens),
+        jit_compile=args.xla,
         seed=args.seed,
     )
     for architecture in args.architectures:
         name = f"{args.name_prefix}{architecture}"
         print(f"== training {name}", flush=True)
         result = train_architecture(architecture, tokenizer, train, test, config)
-        version_dir = export_version(result.model, contract, args.out / name)
-        report = write_report(args.out / "reports" / name / version_dir.name, name, int(version_dir.name), result, config)
+        snippet_evaluation = None
+        if snippets is not None:
+            ids, _ = tokenizer.encode_batch(snippets.texts)
+            snippet_evaluation = evaluate(result.model, ids, snippets.label_array(), config.regularisation.mask_padding)
+        version_dir = export_version(result.model, contract, args.out / name, xla=args.xla)
+        report = write_report(
+            args.out / "reports" / name / version_dir.name, name, int(version_dir.name), result, config,
+            snippet_evaluation, np.asarray(test.labels, dtype=np.float32),
+        )
+        kept = (f"epochs {','.join(map(str, result.averaged_epochs))} averaged" if result.averaged_epochs
+                else f"best epoch {result.best_epoch}")
+        snippet_note = f", snippets {snippet_evaluation.accuracy:.4f}" if snippet_evaluation else ""
         print(
-            f"{name}: best epoch {result.best_epoch}, test accuracy {result.test_accuracy:.4f}, "
+            f"{name}: {kept}, validation accuracy {result.validation.accuracy:.4f}, "
+            f"test accuracy {result.test.accuracy:.4f}{snippet_note}, "
             f"{result.seconds:.0f}s -> {version_dir} (report {report})",
             flush=True,
         )

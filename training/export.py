@@ -14,22 +14,26 @@ import uuid
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 from text_contract.layout import version_dirs
-from text_contract.signature import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
+from text_contract.signature import SIGNATURE_NAME
 from text_contract.tokenizer import TokenizerContract
-from training.warmup import write_warmup_requests
+from training.signature import input_spec, serving_function
+from training.warmup import warmup_shapes, write_warmup_requests
 
 
-def export_version(model: keras.Model, contract: TokenizerContract, base: Path) -> Path:
-    """Export ``model`` as version ``max(existing) + 1`` under ``base``; return its folder."""
+def export_version(model: keras.Model, contract: TokenizerContract, base: Path, *, xla: bool = True) -> Path:
+    """Export ``model`` as version ``max(existing) + 1`` under ``base``; return its folder.
+
+    ``xla=False`` exports a signature that runs without XLA, for runtimes started
+    without ``--xla_cpu_compilation_enabled``.
+    """
     base.mkdir(parents=True, exist_ok=True)
     staging = base / f".staging-{uuid.uuid4().hex}"
     try:
-        _write_saved_model(model, contract.maxlen, staging)
+        _write_saved_model(model, contract.maxlen, staging, xla)
         contract.write(staging)
-        write_warmup_requests(staging, base.name, contract.maxlen)
+        write_warmup_requests(staging, base.name, contract.maxlen, warmup_shapes(contract.maxlen, xla))
         while True:
             target = base / str(max(version_dirs(base), default=0) + 1)
             try:
@@ -43,12 +47,10 @@ def export_version(model: keras.Model, contract: TokenizerContract, base: Path) 
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _write_saved_model(model: keras.Model, maxlen: int, path: Path) -> None:
+def _write_saved_model(model: keras.Model, maxlen: int, path: Path, xla: bool) -> None:
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
-        name=SIGNATURE_NAME,
-        fn=lambda tokens: {OUTPUT_NAME: model(tokens, training=False)},
-        input_signature=[tf.TensorSpec(shape=(None, maxlen), dtype=tf.int32, name=INPUT_NAME)],
+        name=SIGNATURE_NAME, fn=serving_function(model, maxlen, xla=xla), input_signature=[input_spec(maxlen)]
     )
     archive.write_out(str(path), verbose=False)

@@ -23,6 +23,7 @@ rm -rf "$RUN_DIR/metrics" && mkdir -p "$RUN_DIR/metrics"
   --model_config_file_poll_wait_seconds 60 \
   --base_path_map "/models=$MODELS_DIR" \
   --enable_batching --batching_parameters_file deploy/tfserving/batching_parameters.txt \
+  --xla_cpu_compilation_enabled=true \
   --monitoring_config_file deploy/tfserving/monitoring.config \
   >"$RUN_DIR/model_server.log" 2>&1 &
 MODEL_SERVER_PID=$!

@@ -68,6 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="threads one TensorFlow op may use; 0 = one per core [default 0]")
     parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
                         help="TensorFlow ops run at once; 0 = one per core [default 0]")
+    parser.add_argument("--xla_cpu_compilation_enabled", type=tf_serving_bool, nargs="?", const=True, default=False,
+                        metavar="true|false",
+                        help="run XLA-compiled (jit_compile) functions on the CPU; without it such "
+                        "models are refused [default false]")
     parser.add_argument("--grpc_max_threads", type=int, default=64, help="gRPC worker threads [default 64]")
     parser.add_argument("--shutdown_grace_seconds", type=float, default=10,
                         help="on SIGTERM, time given to requests in flight [default 10]")
@@ -111,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             batching,
             on_batch=observe_batch,
             reload_config=args.model_config_file_poll_wait_seconds > 0,
+            xla_enabled=args.xla_cpu_compilation_enabled,
         )
         manager.poll()
     except ConfigError as error:

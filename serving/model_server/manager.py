@@ -75,6 +75,7 @@ class ModelManager:
         batching: BatchingOptions | None = None,
         on_batch: Callable[[str, int, int], None] | None = None,
         reload_config: bool = True,
+        xla_enabled: bool = False,
     ) -> None:
         self.config_path = config_path
         self._map_base_path = map_base_path
@@ -84,6 +85,7 @@ class ModelManager:
         self._lock = threading.Lock()  # guards _models; loading happens outside it
         self._config_mtime = -1.0
         self._reload_config = reload_config
+        self._xla_enabled = xla_enabled
 
     # -- queries used by the request path ---------------------------------------------------
 
@@ -204,7 +206,7 @@ class ModelManager:
             model.statuses[version] = VersionStatus(LOADING, folder_mtime=mtime)
         log.info("loading %s version %d from %s", name, version, path)
         try:
-            loaded = LoadedVersion(name, version, path)
+            loaded = LoadedVersion(name, version, path, xla_enabled=self._xla_enabled)
             warmed = warm_up(loaded)
         except Exception as error:
             log.error("%s version %d failed to load: %s", name, version, error)

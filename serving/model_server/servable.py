@@ -13,6 +13,8 @@ from serving.model_server.errors import InvalidArgument
 
 SERVE_TAG = "serve"
 DEFAULT_SIGNATURE = "serving_default"
+# The attribute tf.function(jit_compile=True) leaves on its functions and call sites.
+XLA_MUST_COMPILE = "_XlaMustCompile"
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,22 @@ class Signature:
 class LoadedVersion:
     """A SavedModel version in memory, ready to run its signatures."""
 
-    def __init__(self, name: str, version: int, path: Path) -> None:
+    def __init__(self, name: str, version: int, path: Path, *, xla_enabled: bool = False) -> None:
         self.name = name
         self.version = version
         self.path = path
-        self.signature_defs = read_signature_defs(path)
+        meta_graph = read_serving_meta_graph(path)
+        if not xla_enabled and uses_xla(meta_graph):
+            # TF Serving fails such a model on first use (its warmup): say why, before loading.
+            raise XlaDisabled(
+                f"{path}: the SavedModel has XLA-compiled functions (jit_compile); "
+                "start the server with --xla_cpu_compilation_enabled=true, or export with --no-xla"
+            )
+        self.signature_defs = {
+            key: value
+            for key, value in meta_graph.signature_def.items()
+            if not key.startswith("__")  # __saved_model_init_op is not a serving signature
+        }
         self._module = tf.saved_model.load(str(path), tags=[SERVE_TAG])
         self.signatures = {
             key: _signature(key, self._module.signatures[key], self.signature_defs[key])
@@ -89,32 +102,23 @@ class LoadedVersion:
         return {alias: tensor.numpy() for alias, tensor in outputs.items()}
 
 
-def read_signature_defs(path: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
-    """The serving MetaGraph's SignatureDefs, as TF Serving reports them in metadata."""
+class XlaDisabled(ValueError):
+    """A SavedModel needs XLA, and the server runs without it."""
+
+
+def read_serving_meta_graph(path: Path) -> meta_graph_pb2.MetaGraphDef:
+    """The MetaGraph tagged ``serve``: its SignatureDefs are what TF Serving reports in metadata."""
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
     for meta_graph in saved_model.meta_graphs:
         if SERVE_TAG in meta_graph.meta_info_def.tags:
-            return {
-                key: value
-                for key, value in meta_graph.signature_def.items()
-                if not key.startswith("__")  # __saved_model_init_op is not a serving signature
-            }
+            return meta_graph
     raise ValueError(f"{path}: no MetaGraph tagged {SERVE_TAG!r}")
 
 
-def _signature(
-    name: str, function: tf.types.experimental.ConcreteFunction, definition: meta_graph_pb2.SignatureDef
-) -> Signature:
-    def spec(info: meta_graph_pb2.TensorInfo) -> TensorSpec:
-        shape = None
-        if not info.tensor_shape.unknown_rank:
-            shape = tuple(None if dim.size < 0 else dim.size for dim in info.tensor_shape.dim)
-        return TensorSpec(tf.as_dtype(info.dtype), shape)
-
-    return Signature(
-        name=name,
-        function=function,
-        inputs={alias: spec(info) for alias, info in definition.inputs.items()},
-        outputs={alias: spec(info) for alias, info in definition.outputs.items()},
-    )
+def uses_xla(meta_graph: meta_graph_pb2.MetaGraphDef) -> bool:
+    """Whether any function of the graph, or any call site, must be compiled by XLA."""
+    functions = meta_graph.graph_def.library.function
+    nodes = [*meta_graph.graph_def.node, *(node for function in functions for node in function.node_def)]
+    attributes = [function.attr for function in functions] + [node.attr for node in nodes]
+    return any(XLA_MUST_COMPILE in attrs and attrs[XLA_MUST_COMPILE].b for attrs in attributes)
