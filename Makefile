@@ -8,7 +8,7 @@ HTTP_PORT   ?= 8000
 # Small-but-real models for `make run` when none are exported (~2 minutes on 2 cores).
 RUN_TRAIN_ARGS ?= --train-limit 8000 --test-limit 2000 --epochs 4 --batch-size 64
 
-.PHONY: install system-deps compose-deps tools models run test test-fast test-compose clean-compose bench soak audit protos clean
+.PHONY: install system-deps compose-deps tools models run test test-fast test-compose clean-compose bench accuracy soak audit protos clean
 
 install: $(VENV)/.installed
 
@@ -76,14 +76,23 @@ clean-compose:
 	    podman system reset --force; fi
 	rm -rf $(COMPOSE_STATE)
 
+SNIPPETS    ?= ../shared/data/rt-polarity_v1.0.tar.gz
+
 # Throughput/latency table (docs/benchmarks.md); needs hey from Debian.
 bench: models
 	@bash deploy/local/install-tools.sh hey=hey
+	$(PY) -m benchmarks.model_cost --models-dir $(MODELS_DIR) --data $(DATA) --snippets $(SNIPPETS)
+	$(PY) -m benchmarks.snippets --models-dir $(MODELS_DIR) --snippets $(SNIPPETS)
 	$(PY) -m benchmarks --models-dir $(MODELS_DIR) --data $(DATA)
 	$(PY) -m benchmarks.http_servers --models-dir $(MODELS_DIR) --data $(DATA)
 	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR)
 	@bash deploy/local/install-tools.sh nginx=nginx
 	$(PY) -m benchmarks.edge --models-dir $(MODELS_DIR)
+
+# The accuracy ablation (docs/accuracy.md): one full training run per variant, ~1 hour.
+ACCURACY_WORK ?= .ablation
+accuracy: install
+	$(PY) -m benchmarks.accuracy --data $(DATA) --snippets $(SNIPPETS) --work $(ACCURACY_WORK)
 
 # 5 minutes of mixed valid/invalid traffic; report in docs/soak.md.
 soak: models

@@ -189,7 +189,8 @@ def test_a_new_version_rolls_out_under_load_without_a_failed_request(deployment)
     with Traffic(http_sender(deployment.http, {"text": "A wonderful, moving film."}), workers=2) as traffic:
         # Without arguments the trainer skips existing models; with them it publishes a new version.
         deployment.compose("run", "--rm", "-T", "trainer", "--seed", "8")
-        wait_until(lambda: deployment.predict().json()["predictions"][0]["model_version"] == 2, 60,
+        # The version's warmup compiles every XLA shape before it serves (~20 s here).
+        wait_until(lambda: deployment.predict().json()["predictions"][0]["model_version"] == 2, 120,
                    "version 2 served")
         time.sleep(1)
     statuses = traffic.statuses()

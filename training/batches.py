@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import keras
+from collections.abc import Iterator
+
 import numpy as np
+import tensorflow as tf
 
 from text_contract.tokenizer import PAD_ID, START_ID
 from training.signature import bucketed_length
@@ -63,7 +65,7 @@ def windows(ids: np.ndarray, rows: np.ndarray, augmentation: WindowAugmentation,
         ids[row, maxlen - size:] = words[start:start + size]
 
 
-class LengthBucketedBatches(keras.utils.PyDataset):
+class LengthBucketedBatches:
     """Batches of ``(ids[:, -L:], labels)`` with ``L`` the batch's bucketed real length.
 
     ``trim=False`` keeps all columns (models that do not mask padding).
@@ -80,7 +82,6 @@ class LengthBucketedBatches(keras.utils.PyDataset):
         trim: bool = True,
         augmentation: WindowAugmentation = WindowAugmentation(),
     ) -> None:
-        super().__init__()
         if batch_size < 1:
             raise ValueError("batch size must be positive")
         self._source = ids
@@ -125,6 +126,18 @@ class LengthBucketedBatches(keras.utils.PyDataset):
         """The input rows that batch ``index`` holds, in batch order."""
         return self._batches[index]
 
-    def on_epoch_end(self) -> None:
+    def dataset(self) -> tf.data.Dataset:
+        """The batches as a tf.data pipeline for ``model.fit``: every pass is one epoch, planned anew.
+
+        The length dimension is declared free, so each batch keeps its own trimmed length.
+        """
+        return tf.data.Dataset.from_generator(
+            self._epoch,
+            output_signature=(tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.float32)),
+        ).prefetch(2)
+
+    def _epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for index in range(len(self)):
+            yield self[index]
         if self._shuffle:
             self._plan_epoch()

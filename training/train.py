@@ -150,9 +150,9 @@ def train_architecture(
     )
     keep_best = KeepBestWeights(config.monitor, config.average_best)
     fit = model.fit(
-        batches,
+        batches.dataset(),
         epochs=config.epochs,
-        validation_data=validation,
+        validation_data=validation.dataset(),
         callbacks=[keep_best],
         # A progress bar on a terminal, one line per epoch in logs.
         verbose=1 if sys.stdout.isatty() else 2,

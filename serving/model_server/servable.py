@@ -122,3 +122,20 @@ def uses_xla(meta_graph: meta_graph_pb2.MetaGraphDef) -> bool:
     nodes = [*meta_graph.graph_def.node, *(node for function in functions for node in function.node_def)]
     attributes = [function.attr for function in functions] + [node.attr for node in nodes]
     return any(XLA_MUST_COMPILE in attrs and attrs[XLA_MUST_COMPILE].b for attrs in attributes)
+
+
+def _signature(
+    name: str, function: tf.types.experimental.ConcreteFunction, definition: meta_graph_pb2.SignatureDef
+) -> Signature:
+    def spec(info: meta_graph_pb2.TensorInfo) -> TensorSpec:
+        shape = None
+        if not info.tensor_shape.unknown_rank:
+            shape = tuple(None if dim.size < 0 else dim.size for dim in info.tensor_shape.dim)
+        return TensorSpec(tf.as_dtype(info.dtype), shape)
+
+    return Signature(
+        name=name,
+        function=function,
+        inputs={alias: spec(info) for alias, info in definition.inputs.items()},
+        outputs={alias: spec(info) for alias, info in definition.outputs.items()},
+    )
