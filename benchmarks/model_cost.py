@@ -142,7 +142,7 @@ def bench_stack(models_dir: Path, texts: dict[str, list[str]], seconds: float, e
 
 
 def write_export(source: Path, out: Path, xla: bool, trim: bool) -> Path:
-    """The same weights as ``source``'s latest versions, exported with another signature."""
+    """The same weights as ``source``'s latest versions, exported with another signature into ``out``."""
     import keras
 
     from training.export import export_version

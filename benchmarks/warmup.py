@@ -1,12 +1,14 @@
-"""First-request latency after a version loads, with and without warmup requests.
+"""Time to AVAILABLE and first-request latency after a rollout, by export and warmup file.
 
-    python -m benchmarks.warmup --models-dir models --rounds 5
+    python -m benchmarks.warmup --models-dir models --rounds 3
 
-Starts the model server on a scratch model folder, then publishes new versions of
-the LSTM one after another, alternately with and without
-``assets.extra/tf_serving_warmup_requests``. As soon as a version reports
-AVAILABLE, one single-review Predict pinned to it is timed (the first request a
-user would send after the rollout), then a second one for comparison.
+Starts the model server (XLA enabled, as deployed) on a scratch model folder, then
+publishes new versions of the LSTM one after another: the shipped export (trimmed,
+compiled by XLA) and the plain export of the same weights (all 500 steps, no XLA),
+each with and without ``assets.extra/tf_serving_warmup_requests``. For each version
+it measures the time from its folder appearing to AVAILABLE and, as soon as it is
+AVAILABLE, times one single-review Predict pinned to it (the first request a user
+would send after the rollout), then a second one for comparison.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.model_cost import write_export
 from benchmarks.stack import latest_version
 from harness.processes import start_model_server
 from text_contract.layout import SERVED_MODELS
@@ -44,7 +47,8 @@ def available(rest_url: str, version: int) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--rounds", type=int, default=5, help="versions published per setting")
+    parser.add_argument("--rounds", type=int, default=3, help="versions published per setting")
+    parser.add_argument("--out", type=Path, help="also write the timings as JSON")
     args = parser.parse_args()
 
     import grpc
@@ -55,41 +59,46 @@ def main() -> None:
     from text_contract.signature import INPUT_NAME
     from text_contract.tokenizer import TokenizerContract
 
-    source = latest_version(args.models_dir, MODEL)
-    tokens = np.zeros((1, TokenizerContract.read(source).maxlen), np.int32)
+    shipped = latest_version(args.models_dir, MODEL)
+    tokens = np.zeros((1, TokenizerContract.read(shipped).maxlen), np.int32)
     tokens[0, -3:] = (1, 20, 30)
 
     with tempfile.TemporaryDirectory() as scratch:
+        plain = latest_version(write_export(args.models_dir, Path(scratch) / "plain", xla=False, trim=False), MODEL)
+        sources = {"shipped (XLA + trimmed)": shipped, "plain (500 steps)": plain}
         base = Path(scratch) / "models"
         config = Path(scratch) / "models.config"
         config.write_text(
             f'model_config_list {{ config {{ name: "{MODEL}" base_path: "/models/{MODEL}" '
             'model_platform: "tensorflow" } }\n'
         )
-        shutil.copytree(source, base / MODEL / "1")
+        shutil.copytree(shipped, base / MODEL / "1")
         server = start_model_server(
             base, Path(scratch), config=config, poll_seconds=0.05, batching=False, wait_for=[MODEL]
         )
         channel = grpc.insecure_channel(server.address)
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        settings = [(export, warmup) for export in sources for warmup in (True, False)]
         results: dict[str, dict[str, list[float]]] = {
-            setting: {"first_ms": [], "second_ms": []} for setting in ("with warmup", "without warmup")
+            label(*setting): {"available_s": [], "first_ms": [], "second_ms": []} for setting in settings
         }
         try:
             version = 1
-            for round_number in range(2 * args.rounds):
-                setting = "with warmup" if round_number % 2 == 0 else "without warmup"
+            for round_number in range(len(settings) * args.rounds):
+                export, warmup = settings[round_number % len(settings)]
+                times = results[label(export, warmup)]
                 version += 1
                 staging = base / MODEL / f".staging-{version}"
-                shutil.copytree(source, staging)
-                if setting == "without warmup":
+                shutil.copytree(sources[export], staging)
+                if not warmup:
                     (staging / WARMUP_REQUESTS_FILE).unlink()
+                published = time.monotonic()
                 staging.rename(base / MODEL / str(version))
-                deadline = time.monotonic() + 120
                 while not available(server.rest, version):
-                    if time.monotonic() > deadline:
+                    if time.monotonic() > published + 180:
                         raise TimeoutError(f"version {version} never became AVAILABLE")
                     time.sleep(0.01)
+                times["available_s"].append(time.monotonic() - published)
                 request = predict_pb2.PredictRequest()
                 request.model_spec.name = MODEL
                 request.model_spec.version.value = version
@@ -97,15 +106,22 @@ def main() -> None:
                 for key in ("first_ms", "second_ms"):
                     started = time.perf_counter()
                     stub.Predict(request, timeout=30)
-                    results[setting][key].append((time.perf_counter() - started) * 1000)
+                    times[key].append((time.perf_counter() - started) * 1000)
         finally:
             channel.close()
             server.process.stop(timeout=30)
 
-    print(f"{'setting':<16} {'first request p50 ms':>22} {'max':>8} {'second request p50 ms':>23}")
+    print("| LSTM export, warmup file | publish to AVAILABLE p50 s | first request p50 ms | max | "
+          "second request p50 ms |\n|---|---|---|---|---|")
     for setting, times in results.items():
-        print(f"{setting:<16} {np.median(times['first_ms']):>22.1f} {max(times['first_ms']):>8.1f} "
-              f"{np.median(times['second_ms']):>23.1f}")
+        print(f"| {setting} | {np.median(times['available_s']):.1f} | {np.median(times['first_ms']):.1f} "
+              f"| {max(times['first_ms']):.1f} | {np.median(times['second_ms']):.1f} |")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+def label(export: str, warmup: bool) -> str:
+    return f"{export}, {'with' if warmup else 'without'} warmup"
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import yaml
 from harness.processes import BATCHING_FILE, MODELS_CONFIG, MONITORING_FILE, ROOT, free_port, wait_until
 from serving.gateway.settings import Settings
 from serving.model_server.config import load_batching_parameters, load_model_config, load_monitoring_config
+from training.signature import BATCH_BUCKETS
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -57,6 +58,8 @@ def test_tf_serving_configs_parse_and_match_the_compose_mounts():
     assert monitoring.enable and monitoring.path == "/monitoring/prometheus/metrics"
     batching = load_batching_parameters(BATCHING_FILE)
     assert batching.max_batch_size >= 64 and batching.max_enqueued_batches >= 1
+    # The signature compiles batches up to its largest size: larger ones would run in chunks.
+    assert batching.max_batch_size == BATCH_BUCKETS[-1]
 
 
 def test_compose_wiring():
