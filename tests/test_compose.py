@@ -32,6 +32,8 @@ from slow_clients import NormalClient, SlowClients
 from traffic import Traffic, http_sender
 
 from harness.processes import IMDB_TARBALL, free_port, wait_until
+from text_contract.tokenizer import DEFAULT_MAXLEN as MAXLEN
+from training.signature import compiled_shapes
 from serving.client import SentimentClient
 
 # The first run builds the base images and every image (~10 min on 2 cores); later runs reuse them.
@@ -123,6 +125,12 @@ def test_trainer_exports_then_every_service_becomes_healthy(deployment):
     for service in ("tfserving", "gateway", "edge"):
         assert deployment.health(service) == "healthy", service
     assert deployment.inspect("prometheus")["State"]["Status"] == "running"
+    # The trainer's default export is XLA-compiled, and the compose file's model server
+    # flags run it: every compiled shape was warmed before the versions turned AVAILABLE.
+    logs = deployment.compose.podman("logs", deployment.compose.container("tfserving"))
+    model_server_log = logs.stdout + logs.stderr
+    for name in ("imdb_lstm", "imdb_simple_rnn"):
+        assert f"{name} version 1 is available ({len(compiled_shapes(MAXLEN))} warmup requests run)" in model_server_log
 
 
 def test_predictions_over_http_and_grpc_through_the_published_ports(deployment):
