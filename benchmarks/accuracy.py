@@ -19,9 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.processes import IMDB_TARBALL, ROOT
+from harness.processes import IMDB_TARBALL, ROOT, RT_POLARITY_TARBALL
 
-RT_POLARITY_TARBALL = IMDB_TARBALL.parent / "rt-polarity_v1.0.tar.gz"
 ARCHITECTURES = ("lstm", "simple_rnn")
 
 def flags(*, mask: bool = True, window: float = 0, dropout: float = 0, average: int = 1,
@@ -39,9 +38,9 @@ VARIANTS: dict[str, list[str]] = {
     "+ windows (50% of reviews, 5-60 words)": flags(window=0.5),
     "+ embedding dropout 0.3": flags(dropout=0.3),
     "+ average of the 3 best epochs": flags(average=3),
-    "+ cosine learning-rate decay": flags(schedule="cosine"),
     "windows + embedding dropout + average 3": flags(window=0.5, dropout=0.3, average=3),
     "windows + embedding dropout + average 3 + cosine": flags(window=0.5, dropout=0.3, average=3, schedule="cosine"),
+    "windows 75% + embedding dropout + average 3": flags(window=0.75, dropout=0.3, average=3),
 }
 
 

@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.__main__ import batched, bench_grpc, bench_hey
-from benchmarks.snippets import RT_POLARITY_TARBALL
 from benchmarks.stack import Stack, latest_version
-from harness.processes import IMDB_TARBALL
+from harness.processes import IMDB_TARBALL, RT_POLARITY_TARBALL
 from text_contract.layout import SERVED_MODELS
 from text_contract.tokenizer import Tokenizer, TokenizerContract, split_words
 

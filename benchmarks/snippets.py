@@ -20,11 +20,10 @@ from pathlib import Path
 import requests
 
 from benchmarks.stack import Stack
-from harness.processes import IMDB_TARBALL
+from harness.processes import RT_POLARITY_TARBALL
 from text_contract.layout import SERVED_MODELS
 from training.snippets import Snippets, load_snippets
 
-RT_POLARITY_TARBALL = IMDB_TARBALL.parent / "rt-polarity_v1.0.tar.gz"
 TEXTS_PER_REQUEST = 64
 
 

@@ -19,6 +19,7 @@ from text_contract.layout import SERVED_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 IMDB_TARBALL = ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
+RT_POLARITY_TARBALL = IMDB_TARBALL.parent / "rt-polarity_v1.0.tar.gz"
 MODELS_CONFIG = ROOT / "deploy" / "tfserving" / "models.config"
 BATCHING_FILE = ROOT / "deploy" / "tfserving" / "batching_parameters.txt"
 MONITORING_FILE = ROOT / "deploy" / "tfserving" / "monitoring.config"

@@ -19,9 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 from text_contract.layout import MODEL_NAME_PREFIX  # noqa: E402
 from training.dataset import DatasetError  # noqa: E402
 from training.models import ARCHITECTURES  # noqa: E402
-from training.train import LR_SCHEDULES  # noqa: E402
+from training.train import LR_SCHEDULES, TrainingConfig  # noqa: E402
 
 DEFAULT_ARCHITECTURES = "lstm,simple_rnn"
+DEFAULTS = TrainingConfig()
 
 
 def fraction(value: str) -> float:
@@ -93,40 +94,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--snippets", type=Path, default=env("SENTIMENT_SNIPPETS"),
                         help="rt-polarity tarball or folder: also report accuracy on these short texts "
                         "(evaluation only) [env SENTIMENT_SNIPPETS; default: not evaluated]")
-    parser.add_argument("--epochs", type=positive_int, default=10)
-    parser.add_argument("--batch-size", type=positive_int, default=128)
-    parser.add_argument("--validation-split", type=float, default=0.2)
-    parser.add_argument("--optimizer", default="rmsprop", help="a Keras optimizer name [rmsprop]")
-    parser.add_argument("--learning-rate", type=non_negative, default=1e-3)
-    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
-                        help="constant, or cosine decay to 0 over the run [constant]")
+    parser.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs)
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULTS.batch_size)
+    parser.add_argument("--validation-split", type=float, default=DEFAULTS.validation_split)
+    parser.add_argument("--optimizer", default=DEFAULTS.optimizer, help="a Keras optimizer name [%(default)s]")
+    parser.add_argument("--learning-rate", type=non_negative, default=DEFAULTS.learning_rate)
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
+                        help="constant, or cosine decay to 0 over the run [%(default)s]")
     parser.add_argument(
-        "--monitor", default="val_accuracy", choices=("val_accuracy", "val_loss"),
-        help="validation metric that picks the kept epoch(s) [val_accuracy]",
+        "--monitor", default=DEFAULTS.monitor, choices=("val_accuracy", "val_loss"),
+        help="validation metric that picks the kept epoch(s) [%(default)s]",
     )
-    parser.add_argument("--average-best", type=positive_int, default=1, metavar="N",
+    parser.add_argument("--average-best", type=positive_int, default=DEFAULTS.average_best, metavar="N",
                         help="average the weights of the N best epochs by --monitor when that scores "
-                        "at least as well on validation; 1 keeps the best epoch [1]")
+                        "at least as well on validation; 1 keeps the best epoch [%(default)s]")
     regularisation = parser.add_argument_group("regularisation and augmentation (training only)")
-    regularisation.add_argument("--mask-padding", action=argparse.BooleanOptionalAction, default=True,
+    regularisation.add_argument("--mask-padding", action=argparse.BooleanOptionalAction,
+                                default=DEFAULTS.regularisation.mask_padding,
                                 help="mask the padding id; needed by the trimmed signature [on]")
-    regularisation.add_argument("--embedding-dropout", type=fraction, default=0.0,
-                                help="share of word vectors dropped (SpatialDropout1D) [0]")
-    regularisation.add_argument("--input-dropout", type=fraction, default=0.0,
-                                help="the recurrent layer's dropout on its inputs [0]")
-    regularisation.add_argument("--recurrent-dropout", type=fraction, default=0.0,
-                                help="the recurrent layer's dropout on its state [0]")
-    regularisation.add_argument("--weight-decay", type=non_negative, default=0.0, help="decoupled weight decay [0]")
-    regularisation.add_argument("--label-smoothing", type=fraction, default=0.0, help="[0]")
-    regularisation.add_argument("--window-share", type=fraction, default=0.0,
+    regularisation.add_argument("--embedding-dropout", type=fraction,
+                                default=DEFAULTS.regularisation.embedding_dropout,
+                                help="share of word vectors dropped (SpatialDropout1D) [%(default)s]")
+    regularisation.add_argument("--input-dropout", type=fraction, default=DEFAULTS.regularisation.input_dropout,
+                                help="the recurrent layer's dropout on its inputs [%(default)s]")
+    regularisation.add_argument("--recurrent-dropout", type=fraction,
+                                default=DEFAULTS.regularisation.recurrent_dropout,
+                                help="the recurrent layer's dropout on its state [%(default)s]")
+    regularisation.add_argument("--weight-decay", type=non_negative, default=DEFAULTS.weight_decay,
+                                help="decoupled weight decay [%(default)s]")
+    regularisation.add_argument("--label-smoothing", type=fraction, default=DEFAULTS.label_smoothing,
+                                help="[%(default)s]")
+    regularisation.add_argument("--window-share", type=fraction, default=DEFAULTS.augmentation.share,
                                 help="share of each epoch's reviews replaced by a random window of their "
-                                "own words [0]")
-    regularisation.add_argument("--window-tokens", type=token_range, default=(5, 60), metavar="MIN-MAX",
-                                help="window size in words [5-60]")
+                                "own words [%(default)s]")
+    regularisation.add_argument("--window-tokens", type=token_range, metavar="MIN-MAX",
+                                default=(DEFAULTS.augmentation.min_tokens, DEFAULTS.augmentation.max_tokens),
+                                help=f"window size in words [{DEFAULTS.augmentation.min_tokens}-"
+                                f"{DEFAULTS.augmentation.max_tokens}]")
     parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=True,
                         help="train with XLA and export the XLA-compiled signature (TF Serving needs "
                         "--xla_cpu_compilation_enabled=true); --no-xla for runtimes without XLA [on]")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--num-words", type=int, default=10_000, help="vocabulary size incl. 3 reserved ids")
     parser.add_argument("--maxlen", type=positive_int, default=500)
     parser.add_argument("--train-limit", type=positive_int, default=None,

@@ -33,7 +33,7 @@ POOL_BATCHES = 50
 class WindowAugmentation:
     """Replace ``share`` of the reviews of every epoch by ``min_tokens..max_tokens`` of their words."""
 
-    share: float = 0.0
+    share: float = 0.5
     min_tokens: int = 5
     max_tokens: int = 60
 
@@ -80,7 +80,7 @@ class LengthBucketedBatches:
         *,
         shuffle: bool = True,
         trim: bool = True,
-        augmentation: WindowAugmentation = WindowAugmentation(),
+        augmentation: WindowAugmentation | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch size must be positive")
@@ -96,7 +96,7 @@ class LengthBucketedBatches:
     def _plan_epoch(self) -> None:
         count = len(self._source)
         self._ids = self._source
-        if self._augmentation.share:
+        if self._augmentation and self._augmentation.share:
             self._ids = self._source.copy()
             chosen = self._rng.choice(count, size=int(round(count * self._augmentation.share)), replace=False)
             windows(self._ids, chosen, self._augmentation, self._rng)

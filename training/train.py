@@ -20,6 +20,8 @@ PREDICT_BATCH_SIZE = 512
 
 @dataclass(frozen=True)
 class TrainingConfig:
+    """Every training setting; the defaults are ``python -m training``'s."""
+
     epochs: int = 10
     batch_size: int = 128
     validation_split: float = 0.2
@@ -29,7 +31,7 @@ class TrainingConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     monitor: str = "val_accuracy"
-    average_best: int = 1  # average the weights of this many best epochs (1 = keep the best)
+    average_best: int = 3  # average the weights of this many best epochs (1 = keep the best)
     regularisation: Regularisation = field(default_factory=Regularisation)
     augmentation: WindowAugmentation = field(default_factory=WindowAugmentation)
     jit_compile: bool = True
