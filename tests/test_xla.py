@@ -22,6 +22,11 @@ from training.signature import compiled_shapes, serving_function
 from training.warmup import warmup_shapes
 
 MAXLEN = 500
+# XLA's kernels and TensorFlow's round differently, and 500 recurrent steps over random
+# tokens amplify it (measured: up to 1.8e-5 for the session's SimpleRNN, trimmed or
+# not). So a compiled signature is held to 1e-6 against the same computation
+# compiled, and to this against TensorFlow's.
+XLA_VERSUS_TENSORFLOW = 1e-4
 
 
 def trained_model(models_dir: Path, name: str) -> keras.Model:
@@ -52,22 +57,28 @@ def mixed_batch(rows: int, rng: np.random.Generator, longest: int = MAXLEN) -> n
 
 
 @pytest.mark.parametrize("name", SERVED_MODELS.values())
-def test_compiled_signature_equals_the_full_computation(compiled_models, models_dir, name):
-    full = serving_function(trained_model(models_dir, name), MAXLEN, xla=False, trim=False)
-    exports = {
-        "compiled": tf.saved_model.load(str(compiled_models / name / "1")).signatures["serving_default"],
-        "without XLA": tf.saved_model.load(str(models_dir / name / "1")).signatures["serving_default"],
+def test_trimmed_signatures_equal_the_full_500_step_computation(compiled_models, models_dir, name):
+    model = trained_model(models_dir, name)
+    full = {xla: tf.function(serving_function(model, MAXLEN, xla=xla, trim=False)) for xla in (True, False)}
+    exports = {  # export -> (the full computation it must equal within 1e-6, compiled?)
+        "compiled": (compiled_models / name / "1", True),
+        "without XLA": (models_dir / name / "1", False),
     }
+    signatures = {kind: tf.saved_model.load(str(path)).signatures["serving_default"]
+                  for kind, (path, _) in exports.items()}
     rng = np.random.default_rng(11)
-    # Bucket edges (1, 8, 128 rows), in-between sizes, chunks of 128, and short-text batches.
-    for rows, longest in [(1, 500), (5, 500), (8, 40), (33, 130), (128, 500), (200, 500), (64, 20), (2, 64)]:
-        tokens = mixed_batch(rows, rng, longest)
-        expected = full(tf.constant(tokens))["positive_probability"].numpy()
-        assert expected.std() > 1e-3 or rows < 3  # the weights tell rows apart
-        for kind, signature in exports.items():
-            got = signature(tokens=tf.constant(tokens))["positive_probability"].numpy()
+    # Bucket edges (1, 8, 64, 128 rows), in-between sizes, chunks of 128, and short-text batches.
+    for rows, longest in [(1, 500), (5, 500), (8, 40), (33, 130), (64, 500), (128, 500), (200, 500), (64, 20),
+                          (2, 64)]:
+        tokens = tf.constant(mixed_batch(rows, rng, longest))
+        expected = {xla: function(tokens)["positive_probability"].numpy() for xla, function in full.items()}
+        assert expected[False].std() > 1e-3 or rows < 3  # the weights tell rows apart
+        for kind, signature in signatures.items():
+            got = signature(tokens=tokens)["positive_probability"].numpy()
+            compiled = exports[kind][1]
             assert got.shape == (rows, 1), kind
-            assert np.abs(got - expected).max() <= 1e-6, (kind, rows, longest)
+            assert np.abs(got - expected[compiled]).max() <= 1e-6, (kind, rows, longest)
+            assert np.abs(got - expected[False]).max() <= XLA_VERSUS_TENSORFLOW, (kind, rows, longest)
 
 
 def test_compiled_export_warms_every_compiled_shape(compiled_models):
@@ -111,7 +122,7 @@ def test_model_server_refuses_compiled_models_without_xla_and_serves_them_with_i
             got = requests.post(f"{compiled_gateway.url}/v1/sentiment", json=body, timeout=10).json()["predictions"]
             want = requests.post(f"{gateway.url}/v1/sentiment", json=body, timeout=10).json()["predictions"]
             for compiled, plain in zip(got, want, strict=True):
-                assert abs(compiled["positive_probability"] - plain["positive_probability"]) <= 1e-6
+                assert abs(compiled["positive_probability"] - plain["positive_probability"]) <= XLA_VERSUS_TENSORFLOW
                 assert compiled["label"] == plain["label"]
         log = server.process.log.read_text()
         assert f"imdb_lstm version 1 is available ({len(compiled_shapes(MAXLEN))} warmup requests run)" in log

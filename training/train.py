@@ -27,7 +27,7 @@ class TrainingConfig:
     validation_split: float = 0.2
     optimizer: str = "rmsprop"
     learning_rate: float = 1e-3
-    lr_schedule: str = "constant"
+    lr_schedule: str = "cosine"
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
     monitor: str = "val_accuracy"
