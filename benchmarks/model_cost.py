@@ -164,7 +164,8 @@ def render(raw: list[dict], stack: list[dict]) -> str:
                 lines.append(f"| {model} | {profile} | {size} | " + " | ".join(f"{c:.3f}" for c in cells)
                              + f" | {cells[0] / cells[-1]:.1f}x |")
     lines += ["", "| export | model | profile | API | clients | req/s | p50 ms | p99 ms | rows/batch "
-              "| CPU ms/req gateway | model server Python | TensorFlow (est.) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| CPU ms/req: gateway | model server | of which TensorFlow (est.) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in stack:
         split = r["cpu_ms_per_request"]
         api = "HTTP" if "HTTP" in r["scenario"] else "gRPC"
@@ -172,10 +173,7 @@ def render(raw: list[dict], stack: list[dict]) -> str:
         lines.append(
             f"| {r['export']} | {r['model']} | {r['profile']} | {api} | {r['clients']} | {r['requests_per_s']:.0f} "
             f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['rows_per_batch']} | {split['gateway']:.2f} "
-            f"| {split['model_server'] - tf_ms:.2f} | {tf_ms:.2f} |" if tf_ms is not None else
-            f"| {r['export']} | {r['model']} | {r['profile']} | {api} | {r['clients']} | {r['requests_per_s']:.0f} "
-            f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['rows_per_batch']} | {split['gateway']:.2f} "
-            f"| {split['model_server']:.2f} (all) | - |"
+            f"| {split['model_server']:.2f} | {'-' if tf_ms is None else f'{tf_ms:.2f}'} |"
         )
     return "\n".join(lines)
 
@@ -189,7 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack-duration", type=float, default=5.0, help="seconds per end-to-end scenario [5]")
     parser.add_argument("--skip-stack", action="store_true", help="raw signature only")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks-model-cost.json"))
+    parser.add_argument("--render", action="store_true", help="print the tables of --out, measure nothing")
     args = parser.parse_args(argv)
+    if args.render:
+        results = json.loads(args.out.read_text(encoding="utf-8"))
+        print(render(results["raw"], results["stack"]))
+        return 0
     models_dir = args.models_dir.resolve()
     texts = profiles(args.data, args.snippets)
     raw = bench_raw_variants(models_dir, texts, args.duration)
