@@ -185,6 +185,9 @@ def test_boolean_flags_take_tf_serving_syntax():
     for argv, expected in (([], False), (["--enable_batching"], True), (["--enable_batching=true"], True),
                            (["--enable_batching=false"], False)):
         assert parse_args(["--model_config_file", "m.config", *argv]).enable_batching is expected
+    for argv, expected in (([], False), (["--xla_cpu_compilation_enabled=true"], True),
+                           (["--xla_cpu_compilation_enabled=false"], False)):
+        assert parse_args(["--model_config_file", "m.config", *argv]).xla_cpu_compilation_enabled is expected
     with pytest.raises(SystemExit):
         parse_args(["--model_config_file", "m.config", "--enable_batching=maybe"])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 import sys
 import tempfile
 from pathlib import Path
@@ -25,35 +26,28 @@ DEFAULT_ARCHITECTURES = "lstm,simple_rnn"
 DEFAULTS = TrainingConfig()
 
 
+def _number(value: str, convert: type, valid: Callable[[float], bool], expected: str):
+    """``value`` converted, or an argparse error naming what was expected."""
+    try:
+        number = convert(value)
+    except ValueError:
+        number = None
+    if number is None or not valid(number):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
+    return number
+
+
 def fraction(value: str) -> float:
     """A float in [0, 1): dropout rates, shares, label smoothing."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value!r}") from None
-    if not 0 <= number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value!r}")
-    return number
+    return _number(value, float, lambda number: 0 <= number < 1, "a number in [0, 1)")
 
 
 def non_negative(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}") from None
-    if not number >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
-    return number
+    return _number(value, float, lambda number: number >= 0, "a number >= 0")
 
 
 def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
-    return number
+    return _number(value, int, lambda number: number >= 1, "a whole number >= 1")
 
 
 def token_range(value: str) -> tuple[int, int]:
