@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the progress
