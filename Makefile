@@ -82,10 +82,10 @@ SNIPPETS    ?= ../shared/data/rt-polarity_v1.0.tar.gz
 bench: models
 	@bash deploy/local/install-tools.sh hey=hey
 	$(PY) -m benchmarks.model_cost --models-dir $(MODELS_DIR) --data $(DATA) --snippets $(SNIPPETS)
-	$(PY) -m benchmarks.snippets --models-dir $(MODELS_DIR) --snippets $(SNIPPETS)
+	$(PY) -m benchmarks.snippets --models-dir $(MODELS_DIR) --snippets $(SNIPPETS) --out docs/snippets.json
 	$(PY) -m benchmarks --models-dir $(MODELS_DIR) --data $(DATA)
 	$(PY) -m benchmarks.http_servers --models-dir $(MODELS_DIR) --data $(DATA)
-	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR)
+	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR) --out docs/benchmarks-warmup.json
 	@bash deploy/local/install-tools.sh nginx=nginx
 	$(PY) -m benchmarks.edge --models-dir $(MODELS_DIR)
 
