@@ -63,9 +63,11 @@ def model_server(models_dir, tmp_path_factory) -> Iterator[ModelServer]:
 @pytest.fixture(scope="session")
 def gateway(model_server, models_dir, tmp_path_factory) -> Iterator[Gateway]:
     gw = start_gateway(model_server.address, models_dir, tmp_path_factory.mktemp("gateway"))
-    wait_until(lambda: requests.get(f"{gw.url}/readyz", timeout=2).ok, 30, "gateway readiness")
-    yield gw
-    gw.process.stop()
+    try:  # a gateway that never turns ready must not outlive the session
+        wait_until(lambda: requests.get(f"{gw.url}/readyz", timeout=2).ok, 30, "gateway readiness")
+        yield gw
+    finally:
+        gw.process.stop()
 
 
 @pytest.fixture(scope="session")
