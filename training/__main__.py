@@ -101,7 +101,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--average-best", type=positive_int, default=DEFAULTS.average_best, metavar="N",
                         help="average the weights of the N best epochs by --monitor when that scores "
-                        "at least as well on validation; 1 keeps the best epoch [%(default)s]")
+                        "at least as well on validation; 1 keeps the best epoch; runs of fewer epochs "
+                        "average them all [%(default)s]")
     regularisation = parser.add_argument_group("regularisation and augmentation (training only)")
     regularisation.add_argument("--mask-padding", action=argparse.BooleanOptionalAction,
                                 default=DEFAULTS.regularisation.mask_padding,
@@ -141,8 +142,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--architectures: unknown {unknown}; choose from {','.join(ARCHITECTURES)}")
     if not 0 < args.validation_split < 1:
         parser.error("--validation-split must be between 0 and 1")
-    if args.average_best > args.epochs:
-        parser.error(f"--average-best {args.average_best} is more than --epochs {args.epochs}")
     if args.xla and not args.mask_padding:
         parser.error("--no-mask-padding needs --no-xla: the compiled signature drops padding columns")
     if args.snippets is not None and not args.snippets.exists():
