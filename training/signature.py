@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from text_contract.signature import INPUT_NAME, OUTPUT_NAME
+from text_contract.tokenizer import PAD_ID
 
 # TF Serving's batching file caps batches at 128 rows. A batch of 64, the size the
 # benchmarks and full batchers meet most, gets its own block: padded to 128 it cost
@@ -96,7 +97,7 @@ def serving_function(model: keras.Model, maxlen: int, *, xla: bool = True, trim:
 def _trim(tokens: tf.Tensor, buckets: list[int]) -> tf.Tensor:
     """``tokens`` without leading all-padding columns, the length rounded up to one of ``buckets``."""
     maxlen = buckets[-1]
-    has_token = tf.reduce_any(tokens != 0, axis=0)
+    has_token = tf.reduce_any(tokens != PAD_ID, axis=0)
     first = tf.argmax(tf.cast(has_token, tf.int32), output_type=tf.int32)
     length = tf.where(tf.reduce_any(has_token), maxlen - first, 1)
     ladder = tf.constant(buckets, tf.int32)
