@@ -2,7 +2,13 @@
 PYTHON      ?= python3
 VENV        ?= .venv
 PY          := $(VENV)/bin/python
-DATA        ?= ../shared/data/aclImdb_v1_labeled.tar.gz
+# The datasets: DATA / SNIPPETS when given, else the copies in SHARED_DATA when they
+# exist, else none: the trainer then downloads the official tarball (training/download.py).
+SHARED_DATA ?= ../shared/data
+DATA        ?= $(wildcard $(SHARED_DATA)/aclImdb_v1_labeled.tar.gz)
+SNIPPETS    ?= $(wildcard $(SHARED_DATA)/rt-polarity_v1.0.tar.gz)
+DATA_FLAG    = $(if $(DATA),--data $(DATA))
+SNIPPETS_FLAG = $(if $(SNIPPETS),--snippets $(SNIPPETS))
 MODELS_DIR  ?= models
 HTTP_PORT   ?= 8000
 # Small-but-real models for `make run` when none are exported (~2 minutes on 2 cores).
@@ -46,7 +52,7 @@ models: install
 	@if ls $(MODELS_DIR)/imdb_lstm/[0-9]* >/dev/null 2>&1 && ls $(MODELS_DIR)/imdb_simple_rnn/[0-9]* >/dev/null 2>&1; then \
 	  echo "models found in $(MODELS_DIR)/"; \
 	else \
-	  $(PY) -m training --data $(DATA) --out $(MODELS_DIR) $(RUN_TRAIN_ARGS); \
+	  $(PY) -m training $(DATA_FLAG) --out $(MODELS_DIR) $(RUN_TRAIN_ARGS); \
 	fi
 
 # nginx (Debian) is the edge in front of the HTTP API, as in docker-compose.yml.
@@ -76,15 +82,13 @@ clean-compose:
 	    podman system reset --force; fi
 	rm -rf $(COMPOSE_STATE)
 
-SNIPPETS    ?= ../shared/data/rt-polarity_v1.0.tar.gz
-
 # Throughput/latency table (docs/benchmarks.md); needs hey from Debian.
 bench: models
 	@bash deploy/local/install-tools.sh hey=hey
-	$(PY) -m benchmarks.model_cost --models-dir $(MODELS_DIR) --data $(DATA) --snippets $(SNIPPETS)
-	$(PY) -m benchmarks.snippets --models-dir $(MODELS_DIR) --snippets $(SNIPPETS) --out docs/snippets.json
-	$(PY) -m benchmarks --models-dir $(MODELS_DIR) --data $(DATA)
-	$(PY) -m benchmarks.http_servers --models-dir $(MODELS_DIR) --data $(DATA)
+	$(PY) -m benchmarks.model_cost --models-dir $(MODELS_DIR) $(DATA_FLAG) $(SNIPPETS_FLAG)
+	$(PY) -m benchmarks.snippets --models-dir $(MODELS_DIR) $(SNIPPETS_FLAG) --out docs/snippets.json
+	$(PY) -m benchmarks --models-dir $(MODELS_DIR) $(DATA_FLAG)
+	$(PY) -m benchmarks.http_servers --models-dir $(MODELS_DIR) $(DATA_FLAG)
 	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR) --out docs/benchmarks-warmup.json
 	@bash deploy/local/install-tools.sh nginx=nginx
 	$(PY) -m benchmarks.edge --models-dir $(MODELS_DIR)
@@ -92,11 +96,11 @@ bench: models
 # The accuracy ablation (docs/accuracy.md): one full training run per variant, ~1 hour.
 ACCURACY_WORK ?= .ablation
 accuracy: install
-	$(PY) -m benchmarks.accuracy --data $(DATA) --snippets $(SNIPPETS) --work $(ACCURACY_WORK)
+	$(PY) -m benchmarks.accuracy $(DATA_FLAG) $(SNIPPETS_FLAG) --work $(ACCURACY_WORK)
 
 # 5 minutes of mixed valid/invalid traffic; report in docs/soak.md.
 soak: models
-	$(PY) -m benchmarks.soak --models-dir $(MODELS_DIR) --data $(DATA)
+	$(PY) -m benchmarks.soak --models-dir $(MODELS_DIR) $(DATA_FLAG)
 
 # Known vulnerabilities in the locked dependencies (needs pypi.org; tool in its own venv).
 audit:

@@ -11,8 +11,14 @@ if [ "$#" -eq 0 ] && ls "$OUT"/imdb_lstm/[0-9]* >/dev/null 2>&1 && ls "$OUT"/imd
   exit 0
 fi
 if [ -n "${SENTIMENT_DATA:-}" ] && [ ! -e "$SENTIMENT_DATA" ]; then
-  echo "$SENTIMENT_DATA not mounted; downloading the official dataset"
-  unset SENTIMENT_DATA
+  if [ -f "$(dirname "$SENTIMENT_DATA")" ]; then
+    # IMDB_DATA_DIR named the tarball itself, so it is mounted where the folder would be.
+    SENTIMENT_DATA=$(dirname "$SENTIMENT_DATA")
+    export SENTIMENT_DATA
+  else
+    echo "$SENTIMENT_DATA not mounted; downloading the official dataset"
+    unset SENTIMENT_DATA
+  fi
 fi
 # SENTIMENT_TRAIN_ARGS is split into words on purpose.
 # shellcheck disable=SC2086

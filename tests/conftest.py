@@ -3,6 +3,8 @@ server and gateway processes on free loopback ports (started by ``harness.proces
 
 from __future__ import annotations
 
+import hashlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,13 +34,6 @@ TRAIN_ARGS = ["--train-limit", "4000", "--test-limit", "300", "--epochs", "5", "
               "--no-xla", "--snippets", str(RT_POLARITY_TARBALL)]
 
 
-def run_training(out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "training", "--data", str(IMDB_TARBALL), "--out", str(out), *TRAIN_ARGS, *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-
-
 @pytest.fixture(scope="session")
 def shared_tarball() -> Path:
     assert IMDB_TARBALL.is_file(), f"the test dataset is missing: {IMDB_TARBALL}"
@@ -47,9 +42,17 @@ def shared_tarball() -> Path:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory, shared_tarball) -> Path:
-    out = tmp_path_factory.mktemp("models")
-    result = run_training(out)
+    """Trained as on a machine without a local copy: no --data, so the trainer downloads the
+    tarball, here from a file:// mirror of the shared copy (tests never use the network)."""
+    out, cache = tmp_path_factory.mktemp("models"), tmp_path_factory.mktemp("download-cache")
+    mirror = {"SENTIMENT_DATA_URL": shared_tarball.as_uri(),
+              "SENTIMENT_DATA_MD5": hashlib.md5(shared_tarball.read_bytes()).hexdigest()}
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "--out", str(out), "--cache-dir", str(cache), *TRAIN_ARGS],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **mirror},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "downloaded" in result.stdout and (cache / "aclImdb_v1.tar.gz").is_file()
     return out
 
 

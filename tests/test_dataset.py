@@ -106,3 +106,12 @@ def test_cli_unwritable_output_is_reported(tmp_path, shared_tarball):
     result = run_cli("--data", str(shared_tarball), "--out", str(blocker / "models"))
     assert result.returncode == 2
     assert "output folder is not writable" in result.stderr and str(blocker / "models") in result.stderr
+
+
+def test_cli_without_data_or_network_says_how_to_give_a_local_copy(tmp_path):
+    # The discard port: nothing listens, as on a machine without network.
+    result = run_cli("--data-url", "http://127.0.0.1:9/aclImdb_v1.tar.gz", "--cache-dir", str(tmp_path / "cache"),
+                     "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "cannot download http://127.0.0.1:9/aclImdb_v1.tar.gz" in result.stderr
+    assert "make run DATA=" in result.stderr and "--data" in result.stderr

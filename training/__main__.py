@@ -12,13 +12,15 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the progress
 
 from text_contract.layout import MODEL_NAME_PREFIX  # noqa: E402
-from training.dataset import DatasetError  # noqa: E402
+from training.dataset import OFFICIAL, DatasetError  # noqa: E402
+from training.download import DownloadError, RemoteFile  # noqa: E402
 from training.models import ARCHITECTURES  # noqa: E402
 from training.train import LR_SCHEDULES, TrainingConfig  # noqa: E402
 
@@ -72,7 +74,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="aclImdb tarball or extracted folder [env SENTIMENT_DATA; default: download the "
         "official tarball into the Keras cache]",
     )
-    parser.add_argument("--cache-dir", type=Path, default=None, help="download cache (default ~/.keras)")
+    parser.add_argument("--data-url", default=env("SENTIMENT_DATA_URL", OFFICIAL.url),
+                        help="where to download the tarball from when --data is not given, e.g. a mirror "
+                        "[env SENTIMENT_DATA_URL; default: the official URL]")
+    parser.add_argument("--data-md5", default=env("SENTIMENT_DATA_MD5", OFFICIAL.md5),
+                        help="MD5 the downloaded tarball must have [env SENTIMENT_DATA_MD5; default: the "
+                        "official tarball's]")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="download cache [default $KERAS_HOME/datasets, else ~/.keras/datasets]")
     parser.add_argument(
         "--out",
         type=Path,
@@ -165,22 +174,31 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except DownloadError as error:
+        print(f"error: {error}\nTrain from a local copy instead: `make run DATA=/path/to/aclImdb_v1.tar.gz` "
+              "or `python -m training --data /path/to/aclImdb_v1.tar.gz` (the tarball or its extracted folder).",
+              file=sys.stderr)
+        return 2
 
 
 def run(args: argparse.Namespace) -> int:
     from text_contract.tokenizer import Tokenizer, TokenizerContract, build_vocabulary
-    from training.dataset import download_official, load_imdb
+    from training.dataset import load_imdb
+    from training.download import fetch
 
     data = args.data
     if data is not None and not Path(data).exists():
         raise DatasetError(f"{data}: no such file or directory (expected an aclImdb tarball or folder)")
     check_writable(args.out)
     if data is None:
-        print("downloading the official dataset (pass --data to use a local copy)", flush=True)
-        data = download_official(args.cache_dir)
+        print("no --data given: fetching the dataset tarball", flush=True)
+        data = fetch(RemoteFile(args.data_url, OFFICIAL.name, args.data_md5 or None), args.cache_dir)
 
-    print(f"reading {data}", flush=True)
+    print(f"reading the reviews from {data} (a few seconds)", flush=True)
+    started = time.monotonic()
     dataset = load_imdb(Path(data))
+    print(f"read {len(dataset.train) + len(dataset.test):,} reviews in {time.monotonic() - started:.1f} s",
+          flush=True)
     train = dataset.train.sample(args.train_limit, args.seed)
     test = dataset.test.sample(args.test_limit, args.seed)
     print(f"{len(train)} train / {len(test)} test reviews", flush=True)

@@ -14,8 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-OFFICIAL_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
-OFFICIAL_MD5 = "7c2ac02c03563afcf9b574c7e56c153a"
+from training.download import RemoteFile
+
+OFFICIAL = RemoteFile(
+    url="https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+    name="aclImdb_v1.tar.gz",
+    md5="7c2ac02c03563afcf9b574c7e56c153a",
+)
 
 # aclImdb/<split>/<pos|neg>/<id>_<rating>.txt, optionally below a leading folder.
 _REVIEW_PATH = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_\d+\.txt$")
@@ -46,20 +51,6 @@ class Split:
 class ImdbDataset:
     train: Split
     test: Split
-
-
-def download_official(cache_dir: Path | None = None) -> Path:
-    """Fetch the official tarball into the Keras cache, verifying its checksum."""
-    import keras  # deferred: reading a local copy needs no TensorFlow
-
-    path = keras.utils.get_file(
-        "aclImdb_v1.tar.gz",
-        OFFICIAL_URL,
-        file_hash=OFFICIAL_MD5,
-        hash_algorithm="md5",
-        cache_dir=str(cache_dir) if cache_dir else None,
-    )
-    return Path(path)
 
 
 def load_imdb(source: Path) -> ImdbDataset:

@@ -16,8 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from training.dataset import DatasetError
+from training.download import RemoteFile, fetch
 
-OFFICIAL_URL = "https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polaritydata.tar.gz"
+# Its publisher gives no checksum.
+OFFICIAL = RemoteFile(
+    url="https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polaritydata.tar.gz",
+    name="rt-polaritydata.tar.gz",
+)
 _FILES = {"rt-polarity.pos": 1, "rt-polarity.neg": 0}
 
 
@@ -33,19 +38,9 @@ class Snippets:
         return np.asarray(self.labels, dtype=np.float32)
 
 
-def download_official(cache_dir: Path | None = None) -> Path:
-    """Fetch the official tarball into the Keras cache (its publisher gives no checksum)."""
-    import keras  # deferred: reading a local copy needs no TensorFlow
-
-    path = keras.utils.get_file(
-        "rt-polaritydata.tar.gz", OFFICIAL_URL, cache_dir=str(cache_dir) if cache_dir else None
-    )
-    return Path(path)
-
-
 def load_snippets(source: Path | None = None) -> Snippets:
     """Both polarity files, positive first, one snippet per line."""
-    source = source if source is not None else download_official()
+    source = source if source is not None else fetch(OFFICIAL)
     if not source.exists():
         raise DatasetError(f"{source}: no such file or directory (expected rt-polarity tarball or folder)")
     try:
