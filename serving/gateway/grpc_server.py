@@ -60,6 +60,10 @@ class SentimentServicer:
             except GatewayError as error:
                 code = error.grpc_code
                 context.abort(code, error.message)
+            except Exception:  # a bug, not the client's doing: logged here, never shown to the client
+                code = grpc.StatusCode.INTERNAL
+                log.exception("%s failed", route)
+                context.abort(code, "internal error")
             finally:
                 metrics.REQUESTS.labels("grpc", route, labels["model"], code.name).inc()
 

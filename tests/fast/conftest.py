@@ -37,7 +37,7 @@ class InMemoryModelClient:
         self.versions: dict[str, dict[int, str]] = {
             name: {1: AVAILABLE, 2: AVAILABLE} for name in SERVED_MODELS.values()
         }
-        self.failure: GatewayError | None = None  # raised by every call while set
+        self.failure: Exception | None = None  # raised by every call while set
         self.calls: list[tuple[str, int, int]] = []  # (model name, version, rows) per predict
         word_ids = {word: FIRST_WORD_ID + index for index, word in enumerate(VOCABULARY)}
         self._positive = [word_ids[word] for word in POSITIVE_WORDS]

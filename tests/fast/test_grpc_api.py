@@ -3,6 +3,7 @@ with its gRPC status and a message naming the problem."""
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from serving.client import SentimentClient
 from serving.gateway.errors import ModelServerTimeout, ModelServerUnavailable
@@ -52,3 +53,17 @@ def test_model_server_trouble_keeps_its_status(client, model_client, failure, co
     with pytest.raises(grpc.RpcError) as error:
         client.predict([POSITIVE])
     assert (error.value.code(), error.value.details()) == (code, failure.message)
+
+
+def test_an_unexpected_failure_is_internal_in_the_answer_and_the_metrics(client, model_client, caplog):
+    labels = {"transport": "grpc", "route": "/sentiment.v1.SentimentService/Predict", "model": "lstm"}
+    before = {code: REGISTRY.get_sample_value("sentiment_requests_total", {**labels, "code": code}) or 0
+              for code in ("OK", "INTERNAL")}
+    model_client.failure = RuntimeError("a bug in the gateway")
+    with pytest.raises(grpc.RpcError) as error:
+        client.predict([POSITIVE])
+    assert (error.value.code(), error.value.details()) == (grpc.StatusCode.INTERNAL, "internal error")
+    after = {code: REGISTRY.get_sample_value("sentiment_requests_total", {**labels, "code": code}) or 0
+             for code in ("OK", "INTERNAL")}
+    assert (after["OK"] - before["OK"], after["INTERNAL"] - before["INTERNAL"]) == (0, 1)
+    assert "a bug in the gateway" in caplog.text
