@@ -61,6 +61,17 @@ def test_sample_is_seeded():
     assert split.sample(None, seed=1) is split
 
 
+def test_hold_out_is_seeded_and_disjoint():
+    from training.dataset import Split
+
+    split = Split([str(i) for i in range(100)], [i % 2 for i in range(100)])
+    rest, held_out = split.hold_out(0.2, seed=3)
+    assert (len(rest), len(held_out)) == (80, 20)
+    assert sorted(rest.texts + held_out.texts) == sorted(split.texts)
+    assert all(split.labels[int(text)] == label for text, label in zip(held_out.texts, held_out.labels))
+    assert split.hold_out(0.2, seed=3) == (rest, held_out) != split.hold_out(0.2, seed=4)
+
+
 @pytest.mark.parametrize(
     "make, message",
     [

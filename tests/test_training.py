@@ -107,23 +107,36 @@ def test_report_beside_the_export(models_dir):
 def test_kept_weights_are_the_exported_ones(models_dir, shared_tarball):
     """The exported model scores the reported validation accuracy (the best epoch's, or the
     average's), not the last epoch's."""
-    from training.train import split_validation
-
     metrics = json.loads((models_dir / "reports" / "imdb_lstm" / "1" / "metrics.json").read_text())
     model = keras.models.load_model(models_dir / "reports" / "imdb_lstm" / "1" / "model.keras")
-    train = load_imdb(shared_tarball).train.sample(4000, seed=7)
+    _, validation = load_imdb(shared_tarball).train.sample(4000, seed=7).hold_out(0.2, seed=7)
     tokenizer = Tokenizer(TokenizerContract.read(models_dir / "imdb_lstm" / "1"))
-    ids, _ = tokenizer.encode_batch(train.texts)
-    _, (x_val, y_val) = split_validation(ids, np.asarray(train.labels, np.float32), 0.2, 7)
+    x_val, y_val = tokenizer.encode_batch(validation.texts)[0], np.asarray(validation.labels, np.float32)
     _, accuracy = model.evaluate(x_val, y_val, verbose=0)
     assert accuracy == pytest.approx(metrics["validation"]["accuracy"], abs=1e-6)
 
 
-def test_same_seed_gives_same_vocabulary(models_dir, shared_tarball):
+def test_the_vocabulary_comes_from_the_training_reviews_only(models_dir, shared_tarball):
+    """Seeded, and built without the held-out validation reviews (their words must not leak in)."""
     from text_contract.tokenizer import build_vocabulary
 
-    train = load_imdb(shared_tarball).train.sample(4000, seed=7)
-    assert tuple(build_vocabulary(train.texts)) == TokenizerContract.read(models_dir / "imdb_lstm" / "1").vocabulary
+    sample = load_imdb(shared_tarball).train.sample(4000, seed=7)
+    train, _ = sample.hold_out(0.2, seed=7)
+    exported = TokenizerContract.read(models_dir / "imdb_lstm" / "1").vocabulary
+    assert tuple(build_vocabulary(train.texts)) == exported
+    assert tuple(build_vocabulary(sample.texts)) != exported
+
+
+def test_unknown_monitors_are_refused_not_guessed():
+    from training.train import KeepBestWeights
+
+    keep = KeepBestWeights("val_loss")
+    keep.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    for epoch, loss in enumerate([0.5, 0.3, 0.4]):
+        keep.on_epoch_end(epoch, {"val_loss": loss})
+    assert keep.best_epoch == 2
+    with pytest.raises(ValueError, match="cannot monitor 'val_auc'"):
+        KeepBestWeights("val_auc")
 
 
 def test_new_exports_add_versions_and_never_overwrite(tmp_path):

@@ -22,7 +22,7 @@ from text_contract.layout import MODEL_NAME_PREFIX  # noqa: E402
 from training.dataset import OFFICIAL, DatasetError  # noqa: E402
 from training.download import DownloadError, RemoteFile  # noqa: E402
 from training.models import ARCHITECTURES  # noqa: E402
-from training.train import LR_SCHEDULES, TrainingConfig  # noqa: E402
+from training.train import LR_SCHEDULES, MONITORS, TrainingConfig  # noqa: E402
 
 DEFAULT_ARCHITECTURES = "lstm,simple_rnn"
 DEFAULTS = TrainingConfig()
@@ -105,7 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=DEFAULTS.lr_schedule,
                         help="constant, or cosine decay to 0 over the run [%(default)s]")
     parser.add_argument(
-        "--monitor", default=DEFAULTS.monitor, choices=("val_accuracy", "val_loss"),
+        "--monitor", default=DEFAULTS.monitor, choices=tuple(MONITORS),
         help="validation metric that picks the kept epoch(s) [%(default)s]",
     )
     parser.add_argument("--average-best", type=positive_int, default=DEFAULTS.average_best, metavar="N",
@@ -199,10 +199,11 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_imdb(Path(data))
     print(f"read {len(dataset.train) + len(dataset.test):,} reviews in {time.monotonic() - started:.1f} s",
           flush=True)
-    train = dataset.train.sample(args.train_limit, args.seed)
+    train, validation = dataset.train.sample(args.train_limit, args.seed).hold_out(args.validation_split, args.seed)
     test = dataset.test.sample(args.test_limit, args.seed)
-    print(f"{len(train)} train / {len(test)} test reviews", flush=True)
+    print(f"{len(train)} train / {len(validation)} validation / {len(test)} test reviews", flush=True)
 
+    # From the training reviews only: validation words must not leak into the vocabulary.
     contract = TokenizerContract(
         vocabulary=tuple(build_vocabulary(train.texts, args.num_words)), maxlen=args.maxlen
     )
@@ -242,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     for architecture in args.architectures:
         name = f"{args.name_prefix}{architecture}"
         print(f"== training {name}", flush=True)
-        result = train_architecture(architecture, tokenizer, train, test, config)
+        result = train_architecture(architecture, tokenizer, train, validation, test, config)
         snippet_evaluation = None
         if snippets is not None:
             ids, _ = tokenizer.encode_batch(snippets.texts)

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from training.download import RemoteFile
 
 OFFICIAL = RemoteFile(
@@ -44,6 +46,15 @@ class Split:
         if limit is None or limit >= len(self.texts):
             return self
         order = random.Random(seed).sample(range(len(self.texts)), limit)
+        return self._take(order)
+
+    def hold_out(self, fraction: float, seed: int) -> tuple[Split, Split]:
+        """``(rest, held_out)``: a seeded shuffle, the last ``fraction`` of it (at least one review) held out."""
+        order = [int(i) for i in np.random.default_rng(seed).permutation(len(self.texts))]
+        held_out = max(1, int(round(len(order) * fraction)))
+        return self._take(order[:-held_out]), self._take(order[-held_out:])
+
+    def _take(self, order: list[int]) -> Split:
         return Split([self.texts[i] for i in order], [self.labels[i] for i in order])
 
 

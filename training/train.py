@@ -57,8 +57,14 @@ class TrainingResult:
     seconds: float
 
 
+# The validation metrics that may pick the kept epochs, and whether higher is better.
+MONITORS = {"val_accuracy": True, "val_loss": False}
+
+
 def higher_is_better(monitor: str) -> bool:
-    return "acc" in monitor
+    if monitor not in MONITORS:
+        raise ValueError(f"cannot monitor {monitor!r}: expected one of {', '.join(MONITORS)}")
+    return MONITORS[monitor]
 
 
 class KeepBestWeights(keras.callbacks.Callback):
@@ -92,16 +98,6 @@ class KeepBestWeights(keras.callbacks.Callback):
         return [np.mean(layers, axis=0) for layers in zip(*(weights for _, _, weights in self.kept))]
 
 
-def split_validation(
-    ids: np.ndarray, labels: np.ndarray, fraction: float, seed: int
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """A seeded shuffle, then the last ``fraction`` of reviews held out for validation."""
-    order = np.random.default_rng(seed).permutation(len(ids))
-    held_out = max(1, int(round(len(ids) * fraction)))
-    train_idx, val_idx = order[:-held_out], order[-held_out:]
-    return (ids[train_idx], labels[train_idx]), (ids[val_idx], labels[val_idx])
-
-
 def evaluate(model: keras.Model, ids: np.ndarray, labels: np.ndarray, trim: bool) -> Evaluation:
     """Loss, accuracy and per-review probabilities, running only each batch's real tokens."""
     batches = LengthBucketedBatches(ids, labels, PREDICT_BATCH_SIZE, seed=0, shuffle=False, trim=trim)
@@ -126,22 +122,20 @@ def _optimizer(config: TrainingConfig, steps_per_epoch: int) -> keras.optimizers
 
 
 def train_architecture(
-    architecture: str, tokenizer: Tokenizer, train: Split, test: Split, config: TrainingConfig
+    architecture: str, tokenizer: Tokenizer, train: Split, validation: Split, test: Split, config: TrainingConfig
 ) -> TrainingResult:
+    """Train on ``train``; ``validation`` (held out before the vocabulary was built) picks the epochs."""
     keras.utils.set_random_seed(config.seed)
     started = time.monotonic()
-    train_ids, _ = tokenizer.encode_batch(train.texts)
+    x_train, y_train = tokenizer.encode_batch(train.texts)[0], np.asarray(train.labels, dtype=np.float32)
+    x_val, y_val = tokenizer.encode_batch(validation.texts)[0], np.asarray(validation.labels, dtype=np.float32)
     test_ids, _ = tokenizer.encode_batch(test.texts)
-    train_labels = np.asarray(train.labels, dtype=np.float32)
-    (x_train, y_train), (x_val, y_val) = split_validation(
-        train_ids, train_labels, config.validation_split, config.seed
-    )
     # Without masking, padding is input like any other token: every batch keeps all columns.
     trim = config.regularisation.mask_padding
     batches = LengthBucketedBatches(
         x_train, y_train, config.batch_size, config.seed, trim=trim, augmentation=config.augmentation
     )
-    validation = LengthBucketedBatches(x_val, y_val, PREDICT_BATCH_SIZE, config.seed, shuffle=False, trim=trim)
+    validation_batches = LengthBucketedBatches(x_val, y_val, PREDICT_BATCH_SIZE, config.seed, shuffle=False, trim=trim)
 
     model = build_model(architecture, tokenizer.contract.num_words, config.regularisation)
     model.compile(
@@ -154,7 +148,7 @@ def train_architecture(
     fit = model.fit(
         batches.dataset(),
         epochs=config.epochs,
-        validation_data=validation.dataset(),
+        validation_data=validation_batches.dataset(),
         callbacks=[keep_best],
         # A progress bar on a terminal, one line per epoch in logs.
         verbose=1 if sys.stdout.isatty() else 2,
