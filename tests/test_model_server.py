@@ -1,5 +1,6 @@
 """The local model server through TF Serving's own gRPC stubs and REST API."""
 
+import os
 import shutil
 
 import grpc
@@ -205,3 +206,38 @@ def test_config_files_parse_with_tf_serving_schemas(tmp_path):
     bad.write_text("max_batch_size { value: 8 }\nallowed_batch_sizes: 4\n")
     with pytest.raises(ConfigError, match="allowed_batch_sizes"):
         load_batching_parameters(bad)
+
+
+def test_a_model_moved_to_another_base_path_closes_its_old_versions(models_dir, tmp_path):
+    """The old versions' batch threads stop; the model serves from the new folder."""
+    import threading
+
+    from serving.model_server.manager import ModelManager
+
+    for folder in ("a", "b"):
+        shutil.copytree(models_dir / "imdb_simple_rnn" / "1", tmp_path / folder / "1")
+    config = tmp_path / "models.config"
+
+    def point_at(folder: str) -> None:
+        config.write_text(f'model_config_list {{ config {{ name: "imdb_simple_rnn" base_path: "{tmp_path / folder}" '
+                          'model_platform: "tensorflow" } }\n')
+
+    def batch_threads() -> int:
+        return sum(thread.name.startswith("batch-") for thread in threading.enumerate())
+
+    point_at("a")
+    before = batch_threads()
+    manager = ModelManager(config, batching=load_batching_parameters(None))
+    try:
+        manager.poll()
+        first = manager.resolve("imdb_simple_rnn")
+        per_version = batch_threads() - before
+        assert per_version > 0
+        point_at("b")
+        os.utime(config, (config.stat().st_mtime + 10,) * 2)  # a config change the poll notices
+        manager.poll()
+        assert manager.resolve("imdb_simple_rnn") is not first
+        assert batch_threads() - before == per_version  # the old version's threads have ended
+    finally:
+        manager.close()
+    assert batch_threads() == before

@@ -122,10 +122,6 @@ class ModelManager:
         with self._lock:
             return sorted(self._models)
 
-    def all_available(self) -> bool:
-        with self._lock:
-            return bool(self._models) and all(model.served for model in self._models.values())
-
     # -- polling ----------------------------------------------------------------------------
 
     def poll(self) -> None:
@@ -174,7 +170,10 @@ class ModelManager:
                 if old is not None and old.base_path == state.base_path:
                     state.served, state.statuses = old.served, old.statuses
                 models[config.name] = state
-            removed = [v for name, m in previous.items() if name not in models for v in m.served.values()]
+            # Models gone from the config, and models now read from another base_path: their
+            # versions are replaced, so close them (their batch threads would run on otherwise).
+            removed = [v for name, m in previous.items()
+                       if name not in models or models[name].served is not m.served for v in m.served.values()]
             self._models = models
         for version in removed:
             version.close()
