@@ -20,11 +20,11 @@ from tensorflow_serving.apis import prediction_log_pb2
 from text_contract.layout import WARMUP_REQUESTS_FILE
 from text_contract.signature import INPUT_NAME, SIGNATURE_NAME
 from text_contract.tokenizer import OOV_ID, START_ID
-from training.signature import compiled_shapes
+from training.signature import BATCH_BUCKETS, compiled_shapes
 
-# Without XLA: a lone request and a full batch of the server's batching window, the
-# shapes a version meets first under light and heavy traffic.
-PLAIN_WARMUP_SHAPES = ((1, 4), (64, 4))
+# Without XLA: a lone request and a full batch (the largest batch bucket, equal to the batching file's
+# max_batch_size), the shapes a version meets first under light and heavy traffic.
+PLAIN_WARMUP_SHAPES = ((1, 4), (BATCH_BUCKETS[-1], 4))
 
 
 def warmup_shapes(maxlen: int, xla: bool) -> list[tuple[int, int]]:
@@ -33,7 +33,7 @@ def warmup_shapes(maxlen: int, xla: bool) -> list[tuple[int, int]]:
 
 
 def warmup_tokens(rows: int, length: int, maxlen: int) -> np.ndarray:
-    """A padded batch shaped like real requests: zeros, then a start id and ``length - 1`` word ids."""
+    """A padded batch shaped like real requests: zeros, then a start id and ``length - 1`` out-of-vocabulary ids."""
     tokens = np.zeros((rows, maxlen), np.int32)
     tokens[:, maxlen - length] = START_ID
     tokens[:, maxlen - length + 1:] = OOV_ID

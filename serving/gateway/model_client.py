@@ -33,7 +33,8 @@ from text_contract.signature import INPUT_NAME, OUTPUT_NAME, SIGNATURE_NAME
 
 log = logging.getLogger(__name__)
 STATE_NAMES = {value: name for name, value in get_model_status_pb2.ModelVersionStatus.State.items()}
-# The gateway's APIs carry versions as int32 (sentiment.v1); TF Serving allows int64.
+# The gateway's answers carry versions as int32 (sentiment.v1's Prediction.model_version and
+# ModelVersion.version; requests take int64 as TF Serving does), so larger versions are not served.
 MAX_VERSION = 2**31 - 1
 
 
