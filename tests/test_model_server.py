@@ -7,6 +7,7 @@ import grpc
 import numpy as np
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
@@ -111,8 +112,36 @@ def test_rest_api_like_tf_serving(model_server):
     assert len(predictions) == 2 and np.allclose(predictions, columnar)
     missing = requests.post(f"{model_server.rest}/v1/models/nope:predict", json={"instances": rows}, timeout=5)
     assert missing.status_code == 404 and "nope" in missing.json()["error"]
+    unknown = requests.post(f"{model_server.rest}/v1/models/imdb_lstm:predict",
+                            json={"inputs": {"words": rows}}, timeout=5)
+    assert unknown.status_code == 400 and "input tensor alias not found in signature: words" in unknown.json()["error"]
     metrics = requests.get(f"{model_server.rest}/monitoring/prometheus/metrics", timeout=5).text
     assert ":tensorflow:serving:batching_session:processed_batch_size_count" in metrics
+
+
+def scrape(model_server) -> dict[str, float]:
+    text = requests.get(f"{model_server.rest}/monitoring/prometheus/metrics", timeout=5).text
+    return {family.name + "|" + ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items())) + "|" + sample.name:
+            sample.value for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def test_rest_and_grpc_predicts_are_counted_and_timed_alike(model_server, stubs):
+    predict_stub, _ = stubs
+    count = ":tensorflow:serving:request_count|model_name=imdb_simple_rnn,status={}|:tensorflow:serving:request_count_total"
+    latency = (":tensorflow:serving:request_latency|API=Predict,entrypoint={},model_name=imdb_simple_rnn"
+               "|:tensorflow:serving:request_latency_count")
+    before = scrape(model_server)
+    url = f"{model_server.rest}/v1/models/imdb_simple_rnn"
+    assert requests.post(f"{url}:predict", json={"instances": [[1] * 500]}, timeout=10).ok
+    assert requests.post(f"{url}/versions/99:predict", json={"instances": [[1] * 500]}, timeout=10).status_code == 404
+    predict_stub.Predict(predict_request("imdb_simple_rnn"), timeout=10)
+    after = scrape(model_server)
+
+    def added(key: str) -> float:
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert added(count.format("OK")) == 2 and added(count.format("NOT_FOUND")) == 1
+    assert added(latency.format("REST")) == 1 and added(latency.format("GRPC")) == 1
 
 
 def test_new_version_is_loaded_and_broken_one_refused(models_dir, tmp_path):

@@ -27,6 +27,7 @@ from serving.model_server.config import (  # noqa: E402
     load_model_config,
     load_monitoring_config,
 )
+from serving.model_server.data_plane import DataPlane  # noqa: E402
 from serving.model_server.grpc_api import add_services  # noqa: E402
 from serving.model_server.manager import ModelManager  # noqa: E402
 from serving.model_server.metrics import observe_batch  # noqa: E402
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.grpc_max_threads))
-    add_services(grpc_server, manager)
+    plane = DataPlane(manager)
+    add_services(grpc_server, plane)
     grpc_server.add_insecure_port(f"{args.host}:{args.port}")
     grpc_server.start()
 
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         prometheus = monitoring.prometheus_config if monitoring else None
         metrics_path = (prometheus.path or "/monitoring/prometheus/metrics") if prometheus and prometheus.enable else None
         rest_server = make_server(
-            args.host, args.rest_api_port, create_rest_app(manager, metrics_path), threaded=True
+            args.host, args.rest_api_port, create_rest_app(plane, metrics_path), threaded=True
         )
         threading.Thread(target=rest_server.serve_forever, name="rest", daemon=True).start()
 

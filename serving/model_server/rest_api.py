@@ -16,15 +16,14 @@ import logging
 import re
 
 import numpy as np
-import tensorflow as tf
 from flask import Flask, Response, jsonify, request
 from google.protobuf import json_format
 from werkzeug.exceptions import HTTPException
 
-from serving.model_server import grpc_api
+from serving.model_server.data_plane import DataPlane, ModelRef
 from serving.model_server.errors import InvalidArgument, ServingError
-from serving.model_server.manager import ModelManager
-from serving.tfs_apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+from serving.model_server.messages import signature_def_map, status_response
+from serving.model_server.servable import Signature
 
 log = logging.getLogger(__name__)
 _PATH = re.compile(
@@ -33,7 +32,7 @@ _PATH = re.compile(
 )
 
 
-def create_rest_app(manager: ModelManager, metrics_path: str | None = None) -> Flask:
+def create_rest_app(plane: DataPlane, metrics_path: str | None = None) -> Flask:
     app = Flask(__name__)
 
     @app.errorhandler(ServingError)
@@ -63,26 +62,16 @@ def create_rest_app(manager: ModelManager, metrics_path: str | None = None) -> F
         suffix = match["suffix"] or ""
         if (request.method == "POST") != (suffix == ":predict"):
             return wrong_method(None)
-        spec = {"name": match["name"]}
-        if match["version"]:
-            spec["version"] = int(match["version"])
-        if match["label"]:
-            spec["version_label"] = match["label"]
+        model = ModelRef(match["name"], int(match["version"]) if match["version"] else None, match["label"] or "")
         if suffix == ":predict":
-            return jsonify(_predict(manager, spec))
+            return jsonify(_predict(plane, model))
         if suffix == "/metadata":
-            proto = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-            _set_spec(proto.model_spec, spec)
-            response = grpc_api.model_metadata(manager, proto)
-            signature_map = get_model_metadata_pb2.SignatureDefMap()
-            response.metadata["signature_def"].Unpack(signature_map)
+            loaded = plane.metadata(model)
             return jsonify(
-                model_spec=_to_json(response.model_spec),
-                metadata={"signature_def": _to_json(signature_map)},
+                model_spec={"name": loaded.name, "version": str(loaded.version)},
+                metadata={"signature_def": _to_json(signature_def_map(loaded))},
             )
-        proto = get_model_status_pb2.GetModelStatusRequest()
-        _set_spec(proto.model_spec, spec)
-        return jsonify(_to_json(grpc_api.model_status(manager, proto)))
+        return jsonify(_to_json(status_response(plane.status(model))))
 
     if metrics_path:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -94,43 +83,34 @@ def create_rest_app(manager: ModelManager, metrics_path: str | None = None) -> F
     return app
 
 
-def _set_spec(target, spec: dict) -> None:
-    target.name = spec["name"]
-    if "version" in spec:
-        target.version.value = spec["version"]
-    if "version_label" in spec:
-        target.version_label = spec["version_label"]
-
-
 def _to_json(message) -> dict:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
-def _predict(manager: ModelManager, spec: dict) -> dict:
+def _predict(plane: DataPlane, model: ModelRef) -> dict:
     try:
         body = json.loads(request.get_data())
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's stack
         raise InvalidArgument("JSON Parse error: the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise InvalidArgument("JSON Parse error: the body must be a JSON object")
-    version, label = spec.get("version"), spec.get("version_label", "")
-    served = manager.resolve(spec["name"], version, label)
-    signature = served.loaded.signature(body.get("signature_name", ""))
     row_format = "instances" in body
     if row_format == ("inputs" in body):
         raise InvalidArgument("JSON Value must contain exactly one of 'instances' or 'inputs'")
-    inputs = _row_inputs(body["instances"], signature) if row_format else _columnar_inputs(body["inputs"], signature)
 
-    proto = predict_pb2.PredictRequest()
-    _set_spec(proto.model_spec, spec)
-    proto.model_spec.signature_name = signature.name
-    for alias, value in inputs.items():
-        try:
-            array = np.asarray(value, dtype=signature.inputs[alias].dtype.as_numpy_dtype)
-        except (ValueError, TypeError, OverflowError) as error:
-            raise InvalidArgument(f"input {alias!r}: {error}") from error
-        proto.inputs[alias].CopyFrom(tf.make_tensor_proto(array))
-    outputs = {alias: tf.make_ndarray(t).tolist() for alias, t in grpc_api.predict(manager, proto).outputs.items()}
+    def decode(signature: Signature) -> dict[str, np.ndarray]:
+        values = _row_inputs(body["instances"], signature) if row_format else _columnar_inputs(body["inputs"], signature)
+        inputs = {}
+        for alias, value in values.items():
+            spec = signature.inputs.get(alias)
+            try:
+                inputs[alias] = np.asarray(value, dtype=spec.dtype.as_numpy_dtype if spec else None)
+            except (ValueError, TypeError, OverflowError) as error:
+                raise InvalidArgument(f"input {alias!r}: {error}") from error
+        return inputs
+
+    prediction = plane.predict(model, body.get("signature_name", ""), decode, [], "REST")
+    outputs = {alias: array.tolist() for alias, array in prediction.outputs.items()}
     if not row_format:
         return {"outputs": outputs if len(outputs) > 1 else next(iter(outputs.values()))}
     if len(outputs) == 1:
