@@ -60,8 +60,9 @@ run: models
 	@bash deploy/local/install-tools.sh nginx=nginx
 	MODELS_DIR=$(MODELS_DIR) HTTP_PORT=$(HTTP_PORT) PY=$(PY) bash deploy/local/run.sh
 
+# The compose tier may not skip here: a machine that cannot run it fails the run with the reason.
 test: install system-deps compose-deps tools
-	$(PY) -m pytest
+	SENTIMENT_REQUIRE_COMPOSE=1 $(PY) -m pytest
 
 # The in-process layer alone (request handling, tokenizer, settings, batching): seconds,
 # no processes, no TensorFlow runtime, no system packages.
@@ -71,7 +72,7 @@ test-fast: install
 # docker-compose.yml brought up for real with podman (tests/test_compose.py); ~10 min
 # the first time (base images, image builds), less once the images are cached.
 test-compose: install compose-deps
-	$(PY) -m pytest -m compose
+	SENTIMENT_REQUIRE_COMPOSE=1 $(PY) -m pytest -m compose
 
 # Frees the compose tier's podman state and cached images (several GB). podman must
 # unmount its layers itself, so a plain rm is not enough.

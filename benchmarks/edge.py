@@ -1,11 +1,14 @@
-"""What the nginx edge adds per request: the same requests through it and straight to gunicorn.
+"""What the nginx edge costs and what it protects from: the same requests through it and
+straight to gunicorn, without and with slow clients.
 
     python -m benchmarks.edge --models-dir models
 
 Starts `make run`'s stack (deploy/local/run.sh: model server, gateway, nginx edge)
 on free loopback ports and sends single-review predictions, one client at a time
 and from 16 client threads, alternately to the edge and to gunicorn's own port, so
-that both see the same machine state.
+that both see the same machine state. Then, for each path, 300 slowloris-style
+connections trickle request bodies while one normal client measures what is left of
+the service (the gateway must sit behind a buffering proxy: this is why).
 """
 
 from __future__ import annotations
@@ -24,8 +27,16 @@ import numpy as np
 import requests
 
 from harness.processes import ROOT, free_port, responds, wait_until
+from harness.slow_clients import NormalClient, SlowClients
+
+SLOW_CONNECTIONS = 300
+TRICKLE_SECONDS = 3  # one body byte per interval: longer than the edge's body timeout
 
 BODY = {"text": "A wonderful, moving film with a clever script and fine acting."}
+
+
+def predict_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/v1/sentiment"
 
 
 def closed_loop(url: str, clients: int, duration: float) -> tuple[list[float], int]:
@@ -70,21 +81,19 @@ def main() -> None:
                "MODELS_DIR": str(args.models_dir.resolve()), "RUN_DIR": run_dir, "PY": sys.executable}
         stack = subprocess.Popen(["bash", "deploy/local/run.sh"], cwd=ROOT, env=env, start_new_session=True,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        targets = {
-            "edge (nginx) -> gunicorn": f"http://127.0.0.1:{ports['HTTP_PORT']}/v1/sentiment",
-            "gunicorn directly": f"http://127.0.0.1:{ports['GATEWAY_HTTP_PORT']}/v1/sentiment",
-        }
+        targets = {"edge (nginx) -> gunicorn": ports["HTTP_PORT"], "gunicorn directly": ports["GATEWAY_HTTP_PORT"]}
         try:
             wait_until(responds(f"http://127.0.0.1:{ports['HTTP_PORT']}/readyz"), 120, "make run's stack")
-            for url in targets.values():
-                closed_loop(url, 4, 2)  # warm both paths
+            for port in targets.values():
+                closed_loop(predict_url(port), 4, 2)  # warm both paths
             results: dict[tuple[str, int], tuple[list[float], int]] = {}
             for _ in range(args.rounds):
                 for clients in (1, 16):
-                    for name, url in targets.items():
-                        latencies, errors = closed_loop(url, clients, args.duration)
+                    for name, port in targets.items():
+                        latencies, errors = closed_loop(predict_url(port), clients, args.duration)
                         kept, failed = results.get((name, clients), ([], 0))
                         results[(name, clients)] = (kept + latencies, failed + errors)
+            under_slow_clients = {name: beside_slow_clients(port, args.duration) for name, port in targets.items()}
         finally:
             os.killpg(stack.pid, signal.SIGTERM)
             stack.wait(30)
@@ -95,6 +104,25 @@ def main() -> None:
         ms = np.asarray(latencies) * 1000
         print(f"{name:<26} {clients:>7} {len(ms) / seconds:>7.0f} {np.percentile(ms, 50):>7.1f} "
               f"{np.percentile(ms, 99):>7.1f} {errors:>6}")
+    print(f"\nbeside {SLOW_CONNECTIONS} slow connections (one body byte every {TRICKLE_SECONDS} s):")
+    print(f"{'path':<26} {'normal requests':>15} {'succeeded':>9} {'p99 ms':>7} {'slow ones closed after':>22}")
+    for name, (normal, slow) in under_slow_clients.items():
+        closed = (f"{min(slow.closed_after):.1f}-{max(slow.closed_after):.1f} s" if slow.closed_after else "-")
+        if slow.still_open:
+            closed += f", {slow.still_open} still open"
+        print(f"{name:<26} {len(normal.statuses):>15} {normal.success_rate:>9.0%} {normal.p99 * 1000:>7.0f} "
+              f"{closed:>22}")
+
+
+def beside_slow_clients(port: int, duration: float) -> tuple[NormalClient, SlowClients]:
+    """One normal client while slow connections trickle request bodies into ``port``."""
+    with SlowClients("127.0.0.1", port, SLOW_CONNECTIONS, TRICKLE_SECONDS) as slow:
+        wait_until(lambda: len(slow.sockets) == SLOW_CONNECTIONS, 10, "the slow connections")
+        normal = NormalClient(predict_url(port), duration=duration).run()
+        deadline = time.monotonic() + 30
+        while slow.still_open and time.monotonic() < deadline:  # the server may never close them
+            time.sleep(0.5)
+    return normal, slow
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import pytest
 import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
-from test_gateway_http import NEGATIVE, POSITIVE, metric
+from prometheus_text import metric
+from reviews import NEGATIVE, POSITIVE
 
 from harness.processes import ROOT, start_grpc_gateway, start_model_server, wait_until
 from serving.client import SentimentClient

@@ -8,13 +8,12 @@ import keras
 import numpy as np
 import pytest
 import requests
+from prometheus_text import metric
+from reviews import NEGATIVE, POSITIVE
 
 from harness.processes import start_gateway, start_model_server, wait_until
 from text_contract.tokenizer import Tokenizer, TokenizerContract
 from training.dataset import load_imdb
-
-POSITIVE = "A wonderful, brilliant film. The acting was excellent and the story beautiful. Loved it, a great movie."
-NEGATIVE = "Awful, boring and stupid. The worst movie ever, a waste of time. Terrible acting, bad plot."
 
 
 def post(gateway, body=None, **kwargs):
@@ -73,15 +72,6 @@ def test_models_health_and_openapi(gateway):
     assert requests.get(f"{gateway.url}/readyz", timeout=5).json()["ready"] is True
     document = requests.get(f"{gateway.url}/openapi.yaml", timeout=5)
     assert document.ok and "/v1/sentiment" in document.text
-
-
-def metric(text, name, **labels):
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def test_metrics_move_with_requests(gateway):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import grpc
 import requests
 
+from harness.processes import wait_until
 from serving.client import SentimentClient
 
 # A sender performs one request and returns (status, detail): the HTTP status code as a
@@ -36,7 +37,6 @@ class Traffic:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
-        self.sent = 0
         self.outcomes: list[Outcome] = []
 
     def __enter__(self) -> Traffic:
@@ -53,8 +53,6 @@ class Traffic:
     def _run(self) -> None:
         send = self._make_sender()
         while not self._stop.is_set():
-            with self._lock:
-                self.sent += 1
             started = time.monotonic()
             try:
                 status, detail = send()
@@ -67,6 +65,15 @@ class Traffic:
     def statuses(self, since: float = 0.0, until: float = float("inf")) -> Counter:
         with self._lock:
             return Counter(o.status for o in self.outcomes if since <= o.started < until)
+
+    def wait_for(self, count: int, since: float = 0.0, statuses: set[str] | None = None,
+                 seconds: float = 60) -> None:
+        """Until ``count`` requests sent since ``since`` were answered (with one of ``statuses``)."""
+        def answered() -> bool:
+            found = self.statuses(since=since)
+            return sum(n for status, n in found.items() if statuses is None or status in statuses) >= count
+
+        wait_until(answered, seconds, f"{count} answers{f' in {sorted(statuses)}' if statuses else ''}")
 
     def latest(self) -> Outcome | None:
         with self._lock:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import requests
 
+POLL_SECONDS = 0.1  # how often the slow connections are checked for an answer or a close
+
 HTTP_HEAD = (
     b"POST /v1/sentiment HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
     b"Content-Length: 4000\r\n\r\n"
@@ -25,7 +27,8 @@ HTTP2_HEAD = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + (600).to_bytes(3, "big") + b"
 @dataclass
 class SlowClients:
     """``count`` connections that send ``head`` (an HTTP request's headers by default),
-    then one byte every ``interval`` seconds; records when the server closed each."""
+    then one byte every ``interval`` seconds; records how long after its connect the
+    server closed (or answered) each, to within ``POLL_SECONDS``."""
 
     host: str
     port: int
@@ -51,22 +54,24 @@ class SlowClients:
             sock.close()
 
     def _run(self) -> None:
-        started = time.monotonic()
-        open_sockets = []
+        connected: dict[socket.socket, float] = {}
         for _ in range(self.count):
             sock = socket.create_connection((self.host, self.port), timeout=5)
             sock.sendall(self.head)
             sock.setblocking(False)
             self.sockets.append(sock)
-            open_sockets.append(sock)
-        while open_sockets and not self._stop.wait(self.interval):
-            for sock in list(open_sockets):
-                if self._answered_or_closed(sock):
-                    open_sockets.remove(sock)
-                    self.closed_after.append(time.monotonic() - started)
+            connected[sock] = time.monotonic()
+        next_byte = time.monotonic() + self.interval
+        while connected and not self._stop.wait(POLL_SECONDS):
+            trickle = time.monotonic() >= next_byte
+            if trickle:
+                next_byte += self.interval
+            for sock in list(connected):
+                if self._answered_or_closed(sock, trickle):
+                    self.closed_after.append(time.monotonic() - connected.pop(sock))
 
-    def _answered_or_closed(self, sock: socket.socket) -> bool:
-        """True once the server has answered (e.g. 408) or closed; else send the next byte."""
+    def _answered_or_closed(self, sock: socket.socket, trickle: bool) -> bool:
+        """True once the server has answered (e.g. 408) or closed; else maybe send the next byte."""
         try:
             data = sock.recv(65536)
         except BlockingIOError:
@@ -75,6 +80,8 @@ class SlowClients:
             return True
         if data == b"" or (data and self.response_ends_it):
             return True  # closed, or answered
+        if not trickle:
+            return False
         try:
             sock.send(b" ")
         except BlockingIOError:
