@@ -3,7 +3,7 @@
     python -m benchmarks --models-dir models --duration 8 --out docs/benchmarks.json
 
 Starts the model server (with the batching file of deploy/tfserving), the gateway
-(gunicorn + gRPC server) and the naive Flask server itself, on loopback, and
+(HTTP server + gRPC server) and the naive Flask server itself, on loopback, and
 prints one table per model. HTTP load comes from `hey`; gRPC load from a bounded
 pool of Python client threads. Every figure comes from the same run.
 """
@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per scenario [8]")
-    parser.add_argument("--gunicorn-workers", type=int, default=2)
+    parser.add_argument("--http-workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.json"))
     args = parser.parse_args()
     models_dir = args.models_dir.resolve()
@@ -184,7 +184,7 @@ def main() -> None:
     texts = load_imdb(args.data).test.sample(512, seed=3).texts
     rows: list[dict] = []
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
-    stack = Stack(models_dir, log_dir, args.gunicorn_workers)
+    stack = Stack(models_dir, log_dir, args.http_workers)
 
     def http_cpu() -> dict[str, float]:
         used = stack.cpu_seconds()
@@ -195,8 +195,8 @@ def main() -> None:
         return {"model_server": used["model_server"], "gateway": used["grpc_gateway"]}
 
     try:
-        print("== framework floor: Flask parsing the body, same gunicorn settings, 64 clients", flush=True)
-        floor_url, floor_cpu = stack.start_floor(args.gunicorn_workers)
+        print("== framework floor: Flask parsing the body, same HTTP server settings, 64 clients", flush=True)
+        floor_url, floor_cpu = stack.start_floor(args.http_workers)
         floor = bench_hey(f"{floor_url}/v1/sentiment", {"text": texts[0]}, 64, args.duration,
                           "framework floor", "-", lambda: {"gateway": floor_cpu()})
         for model, name in SERVED_MODELS.items():
@@ -253,7 +253,7 @@ def main() -> None:
 
 def headline(rows: list[dict], floor: dict) -> str:
     """The gateway's own CPU per single-review request at 64 clients, beside the framework floor."""
-    lines = [f"\nframework floor (Flask parsing the body, same gunicorn settings, 64 clients): "
+    lines = [f"\nframework floor (Flask parsing the body, same HTTP server settings, 64 clients): "
              f"{floor['cpu_ms_per_request']['gateway']:.2f} ms CPU per request, "
              f"{floor['requests_per_s']:.0f} req/s"]
     for model in SERVED_MODELS:

@@ -1,8 +1,8 @@
 """The framework floor: a Flask app that only parses the request body and returns a
-small JSON, served by gunicorn with the gateway's own settings. What the gateway's
-code adds per request is its CPU per request minus this app's.
+small JSON, served by the gateway's HTTP server with the gateway's own settings. What
+the gateway's code adds per request is its CPU per request minus this app's.
 
-    gunicorn -c serving/gateway/gunicorn_conf.py benchmarks.floor_app:app
+    python -m serving.gateway.http_server --app benchmarks.floor_app:app
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
-"""The HTTP server under the gateway, on evidence: gunicorn (gthread) against granian's WSGI
-interface, each with 2 workers x 32 threads, serving the framework-floor app and the gateway.
+"""The HTTP server under the gateway, on evidence: granian's WSGI interface as the gateway
+runs it (``serving.gateway.http_server``, 2 workers x 32 threads, and the same with 8
+threads) against gunicorn gthread 2 x 32 (the server before, kept as the reference row),
+serving the framework-floor app and the gateway.
 
     python -m benchmarks.http_servers --models-dir models
 
 One model server is shared; for every round each server/app pair is started in turn
 and loaded by `hey` with 64 clients sending the same single-review body, so that all
-pairs see the same machine state. Prints requests/s and the server's CPU per request
-(master + workers). granian is a development dependency for this comparison only;
-docs/benchmarks.md says why the gateway ships with gunicorn.
+pairs see the same machine state. Prints requests/s, latency and the server's CPU per
+request (server + workers). gunicorn is a development dependency for this reference only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pathlib import Path
 from benchmarks.__main__ import bench_hey
 from benchmarks.stack import GATEWAY_DEFAULTS, tree_cpu_seconds
 from harness.processes import (
-    GUNICORN_CONF,
     IMDB_TARBALL,
     Process,
     accepts_connections,
@@ -33,25 +33,28 @@ from harness.processes import (
     wait_until,
 )
 
-WORKERS, THREADS, CLIENTS = 2, 32, 64
+WORKERS, CLIENTS = 2, 64
 APPS = {"framework floor": "benchmarks.floor_app:app", "gateway": "serving.gateway.wsgi:app"}
+# name -> threads per worker
+SERVERS = {"granian 2 x 32 (shipped)": 32, "granian 2 x 8": 8, "gunicorn gthread 2 x 32 (before)": 32}
 
 
 def server_command(server: str, app: str, port: int) -> list[str]:
-    if server == "gunicorn":
-        return ["-m", "gunicorn", "-c", str(GUNICORN_CONF), app]
-    return ["-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(WORKERS), "--blocking-threads", str(THREADS), "--no-ws",
-            "--log-level", "warning", app]
+    if server.startswith("gunicorn"):
+        # The settings the gateway shipped with before (keep-alive 5 s, no control socket).
+        return ["-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
+                "--threads", str(SERVERS[server]), "--worker-class", "gthread", "--keep-alive", "5",
+                "--no-control-socket", app]
+    return ["-m", "serving.gateway.http_server", "--app", app]
 
 
 def start(
     server: str, app: str, env: dict[str, str], log_dir: Path
 ) -> tuple[Process, str, Callable[[], float]]:
     port = free_port()
-    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(WORKERS),
-           "GUNICORN_THREADS": str(THREADS)}
-    process = spawn(server_command(server, app, port), log_dir / f"{server}_{port}.log", env)
+    env = {**env, "GATEWAY_HTTP_PORT": str(port), "GATEWAY_HTTP_WORKERS": str(WORKERS),
+           "GATEWAY_HTTP_THREADS": str(SERVERS[server])}
+    process = spawn(server_command(server, app, port), log_dir / f"server_{port}.log", env)
     url = f"http://127.0.0.1:{port}"
     wait_until(accepts_connections(port), 60, f"{app} under {server}")
     if app == APPS["gateway"]:
@@ -78,7 +81,7 @@ def main() -> None:
     try:
         for round_number in range(1, args.rounds + 1):
             for app_name, app in APPS.items():
-                for server in ("gunicorn", "granian"):
+                for server in SERVERS:
                     metrics_dir = Path(tempfile.mkdtemp(dir=log_dir))
                     env = {**gateway_env(model_server.address, models_dir, metrics_dir), **GATEWAY_DEFAULTS}
                     process, url, cpu = start(server, app, env, log_dir)
@@ -89,9 +92,9 @@ def main() -> None:
                         process.stop(timeout=30)
                     row.update(server=server, round=round_number)
                     rows.append(row)
-                    print(f"round {round_number}  {app_name:<16} {server:<9} {row['requests_per_s']:7.0f} req/s"
+                    print(f"round {round_number}  {app_name:<16} {server:<32} {row['requests_per_s']:7.0f} req/s"
                           f"  {row['cpu_ms_per_request']['server']:.3f} ms CPU/request  p50 {row['p50_ms']:.1f} ms"
-                          f"  errors {row['errors']}", flush=True)
+                          f"  p99 {row['p99_ms']:.1f} ms  errors {row['errors']}", flush=True)
     finally:
         model_server.process.stop(timeout=30)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")

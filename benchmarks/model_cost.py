@@ -114,7 +114,7 @@ def tensorflow_ms(raw: list[dict], model: str, profile: str, rows_per_batch: flo
 def bench_stack(models_dir: Path, texts: dict[str, list[str]], seconds: float, export: str, log_dir: Path) -> list[dict]:
     from serving.client import SentimentClient
 
-    stack = Stack(models_dir, log_dir, gunicorn_workers=2)
+    stack = Stack(models_dir, log_dir, http_workers=2)
     rows = []
 
     def cpu(gateway_role: str) -> Callable[[], dict[str, float]]:

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     snippets = load_snippets(args.snippets)
     with tempfile.TemporaryDirectory() as logs:
-        stack = Stack(args.models_dir, Path(logs), gunicorn_workers=2)
+        stack = Stack(args.models_dir, Path(logs), http_workers=2)
         try:
             results = [gateway_accuracy(stack.http_url, model, snippets) for model in SERVED_MODELS]
         finally:

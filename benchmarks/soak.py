@@ -2,7 +2,7 @@
 
     python -m benchmarks.soak --models-dir models --duration 300 --rate 40
 
-Starts the model server and the gateway (gunicorn + gRPC server) itself, sends
+Starts the model server and the gateway (HTTP server + gRPC server) itself, sends
 ``--rate`` requests per second (open loop: the schedule does not wait for answers)
 for ``--duration`` seconds, and reports per time window: requests, unexpected
 statuses, latency of the valid requests, and the resident memory of every service
@@ -133,7 +133,7 @@ def service_pids(stack: Stack) -> dict[str, list[int]]:
     gateway = stack.gateway.process.pid
     return {
         "model server": [stack.model_server.process.pid],
-        "gateway (gunicorn master + workers)": [gateway, *child_pids(gateway)],
+        "gateway (HTTP server + workers)": [gateway, *child_pids(gateway)],
         "gRPC gateway": [stack.grpc_gateway.process.pid],
     }
 
@@ -244,7 +244,7 @@ def main() -> None:
 
     texts = load_imdb(args.data).test.sample(512, seed=5).texts
     log_dir = Path(tempfile.mkdtemp(prefix="soak-"))
-    stack = Stack(args.models_dir.resolve(), log_dir, gunicorn_workers=2)
+    stack = Stack(args.models_dir.resolve(), log_dir, http_workers=2)
     try:
         report = run(stack, texts, args.duration, args.rate, args.window, args.seed)
     finally:

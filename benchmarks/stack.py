@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.processes import (
-    GUNICORN_CONF,
     Process,
     accepts_connections,
     free_port,
@@ -51,12 +50,12 @@ def tree_cpu_seconds(pid: int) -> float:
 class Stack:
     """The model server, gateway (HTTP + gRPC) and naive servers as child processes."""
 
-    def __init__(self, models_dir: Path, log_dir: Path, gunicorn_workers: int) -> None:
+    def __init__(self, models_dir: Path, log_dir: Path, http_workers: int) -> None:
         self.log_dir = log_dir
         self.model_server = start_model_server(models_dir, log_dir)
         self.gateway = start_gateway(
             self.model_server.address, models_dir, log_dir,
-            GUNICORN_WORKERS=str(gunicorn_workers), **GATEWAY_DEFAULTS,
+            GATEWAY_HTTP_WORKERS=str(http_workers), **GATEWAY_DEFAULTS,
         )
         self.grpc_gateway = start_grpc_gateway(
             self.model_server.address, models_dir, self.gateway.metrics_dir, log_dir, **GATEWAY_DEFAULTS
@@ -75,7 +74,7 @@ class Stack:
         return self.grpc_gateway.target
 
     def cpu_seconds(self) -> dict[str, float]:
-        """CPU time used so far by the model server, the HTTP gateway (master + workers)
+        """CPU time used so far by the model server, the HTTP gateway (server + workers)
         and the gRPC gateway."""
         gateway = self.gateway.process.pid
         return {
@@ -94,14 +93,14 @@ class Stack:
             totals[kind] = float(found.group(1)) if found else 0.0
         return totals["count"], totals["sum"]
 
-    def start_floor(self, gunicorn_workers: int) -> tuple[str, Callable[[], float]]:
-        """The framework-floor app under gunicorn with the gateway's settings: its URL and
+    def start_floor(self, http_workers: int) -> tuple[str, Callable[[], float]]:
+        """The framework-floor app under the gateway's HTTP server and settings: its URL and
         a function returning the CPU seconds its processes have used so far."""
         port = free_port()
         process = spawn(
-            ["-m", "gunicorn", "-c", str(GUNICORN_CONF), "benchmarks.floor_app:app"],
+            ["-m", "serving.gateway.http_server", "--app", "benchmarks.floor_app:app"],
             self.log_dir / "floor.log",
-            {"GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(gunicorn_workers)},
+            {"GATEWAY_HTTP_PORT": str(port), "GATEWAY_HTTP_WORKERS": str(http_workers)},
         )
         self.processes.append(process)
         wait_until(accepts_connections(port), 60, "framework floor app")

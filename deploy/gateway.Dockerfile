@@ -1,4 +1,4 @@
-# Gateway image: Flask/gunicorn + gRPC, without the TensorFlow runtime.
+# Gateway image: Flask under granian + gRPC, without the TensorFlow runtime.
 #
 # tensorflow-serving-api's generated modules import TensorFlow's generated protobuf
 # modules (tensorflow/core/...). The first stage installs TensorFlow only to copy
@@ -23,7 +23,7 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN --mount=type=cache,target=/root/.cache/pip \
     python3 -m venv /opt/venv \
- && pip install -c requirements.lock flask gunicorn prometheus-client numpy protobuf \
+ && pip install -c requirements.lock flask granian prometheus-client numpy protobuf \
         grpcio grpcio-health-checking grpcio-reflection \
  && pip install -c requirements.lock --no-deps tensorflow-serving-api
 COPY --from=tf-protos /tf-protos/tensorflow /opt/venv/lib/python3.11/site-packages/tensorflow

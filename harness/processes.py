@@ -1,4 +1,4 @@
-"""The model server and the gateway (HTTP under gunicorn, gRPC) as child processes on
+"""The model server and the gateway (HTTP under granian, gRPC) as child processes on
 free loopback ports, started with the project's own config files and waited for."""
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ RT_POLARITY_TARBALL = IMDB_TARBALL.parent / "rt-polarity_v1.0.tar.gz"
 MODELS_CONFIG = ROOT / "deploy" / "tfserving" / "models.config"
 BATCHING_FILE = ROOT / "deploy" / "tfserving" / "batching_parameters.txt"
 MONITORING_FILE = ROOT / "deploy" / "tfserving" / "monitoring.config"
-GUNICORN_CONF = ROOT / "serving" / "gateway" / "gunicorn_conf.py"
 
 
 def free_port() -> int:
@@ -165,18 +164,18 @@ def gateway_env(model_server_address: str, models_dir: Path, metrics_dir: Path) 
 
 
 def start_gateway(model_server_address: str, models_dir: Path, log_dir: Path, **env: str) -> Gateway:
-    """The HTTP gateway under gunicorn (2 workers unless ``GUNICORN_WORKERS`` says otherwise)."""
+    """The HTTP gateway (``serving.gateway.http_server``; 2 workers unless ``GATEWAY_HTTP_WORKERS`` says otherwise)."""
     port = free_port()
     metrics_dir = log_dir / f"metrics_{port}"
     metrics_dir.mkdir()
     environ = {
         **gateway_env(model_server_address, models_dir, metrics_dir),
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "2",
+        "GATEWAY_HTTP_PORT": str(port),
+        "GATEWAY_HTTP_WORKERS": "2",
         **env,
     }
     process = spawn(
-        ["-m", "gunicorn", "-c", str(GUNICORN_CONF), "serving.gateway.wsgi:app"],
+        ["-m", "serving.gateway.http_server"],
         log_dir / f"gateway_{port}.log", environ,
     )
     gateway = Gateway(process, port, metrics_dir)

@@ -221,7 +221,7 @@ def test_model_server_stop_gives_503_and_start_recovers_without_restarting_the_g
     assert requests.get(f"{deployment.http}/readyz", timeout=10).status_code == 503
     deployment.compose("start", "tfserving")
     wait_until(lambda: deployment.predict().status_code == 200, 120, "predictions after the model server restart")
-    # Each gunicorn worker has its own channel: the one that did not serve the prediction
+    # Each HTTP worker has its own channel: the one that did not serve the prediction
     # may still be in its reconnect backoff (at most 1 s) and answer 503 until it retries.
     wait_until(lambda: requests.get(f"{deployment.http}/readyz", timeout=10).status_code == 200, 5,
                "readiness after the model server restart")

@@ -1,5 +1,6 @@
 """The gateway over real HTTP, in front of a real model server with a small trained model."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -46,7 +47,7 @@ def test_version_selection(gateway):
 
 
 # The full table of bad inputs runs in process (tests/fast/test_http_api.py); these go
-# through gunicorn too, with the deployed limits.
+# through the HTTP server too, with the deployed limits.
 @pytest.mark.parametrize(
     "kwargs, status, fragment",
     [
@@ -149,7 +150,7 @@ def test_gateway_workers_do_not_load_the_tensorflow_runtime(gateway):
     post(gateway, {"text": POSITIVE})  # the request path (stubs, contract, tokenizer) is now imported
     workers = subprocess.run(["pgrep", "-P", str(gateway.process.popen.pid)], capture_output=True, text=True)
     pids = [gateway.process.popen.pid, *map(int, workers.stdout.split())]
-    assert len(pids) == 3  # master + 2 workers
+    assert len(pids) == 3  # the server + 2 workers
     for pid in pids:
         with open(f"/proc/{pid}/maps") as maps:
             assert "libtensorflow" not in maps.read(), f"process {pid} loaded the TensorFlow runtime"
@@ -181,7 +182,7 @@ def test_in_flight_limit_and_graceful_shutdown(models_dir, tmp_path):
 
     server = start_model_server(models_dir, tmp_path)
     gateway = start_gateway(server.address, models_dir, tmp_path, GATEWAY_MAX_IN_FLIGHT="1",
-                            GUNICORN_WORKERS="1", GATEWAY_RPC_TIMEOUT_SECONDS="10")
+                            GATEWAY_HTTP_WORKERS="1", GATEWAY_RPC_TIMEOUT_SECONDS="10")
     try:
         wait_until(lambda: requests.get(f"{gateway.url}/readyz", timeout=3).ok, 30, "ready")
         assert post(gateway, {"text": POSITIVE}).status_code == 200  # versions cached, channel up
@@ -198,7 +199,7 @@ def test_in_flight_limit_and_graceful_shutdown(models_dir, tmp_path):
         gateway.process.popen.send_signal(signal.SIGTERM)
 
         def not_served() -> bool:
-            # gunicorn stops accepting: new connections are refused or left unanswered
+            # The server stops accepting: new connections are refused or left unanswered
             # until the worker exits; either way no new request is processed.
             try:
                 requests.get(f"{gateway.url}/healthz", timeout=1)
@@ -216,3 +217,78 @@ def test_in_flight_limit_and_graceful_shutdown(models_dir, tmp_path):
         server.process.popen.send_signal(signal.SIGCONT)
         gateway.process.stop()
         server.process.stop()
+
+
+def test_the_access_log_has_one_json_line_per_request_without_the_query(model_server, models_dir, tmp_path):
+    import json
+
+    gateway = start_gateway(model_server.address, models_dir, tmp_path, GATEWAY_HTTP_ACCESS_LOG="true")
+    try:
+        assert post(gateway, {"text": POSITIVE}).status_code == 200
+        assert requests.get(f"{gateway.url}/v1/models?secret=1", timeout=5).ok
+        wait_until(lambda: gateway.process.log.read_text().count('"status": ') >= 2, 5, "two access log lines")
+    finally:
+        gateway.process.stop()
+    lines = [json.loads(line) for line in gateway.process.log.read_text().splitlines() if line.startswith("{")]
+    assert [(entry["method"], entry["path"], entry["status"]) for entry in lines[-2:]] == [
+        ("POST", "/v1/sentiment", 200), ("GET", "/v1/models", 200)]
+    assert all(entry["ms"] >= 0 and entry["remote"] == "127.0.0.1" for entry in lines)
+    assert "secret" not in gateway.process.log.read_text()
+
+
+def test_a_crashed_worker_is_replaced_and_its_in_flight_requests_leave_the_gauge(models_dir, tmp_path):
+    """A worker killed with a request in flight: a new worker serves within seconds, the
+    counters keep the dead worker's counts, and its in-flight request no longer counts."""
+    import signal
+    import threading
+
+    server = start_model_server(models_dir, tmp_path)
+    gateway = start_gateway(server.address, models_dir, tmp_path, GATEWAY_HTTP_WORKERS="1")
+
+    def scrape() -> str:
+        return requests.get(f"{gateway.url}/metrics", timeout=5).text
+
+    def worker() -> int:
+        (pid,) = subprocess.run(["pgrep", "-P", str(gateway.process.popen.pid)],
+                                capture_output=True, text=True).stdout.split()
+        return int(pid)
+
+    try:
+        wait_until(lambda: requests.get(f"{gateway.url}/readyz", timeout=3).ok, 30, "ready")
+        assert post(gateway, {"text": POSITIVE}).status_code == 200
+        served = metric(scrape(), "sentiment_requests_total", route="/v1/sentiment", code="200")
+        crashed = worker()
+        server.process.popen.send_signal(signal.SIGSTOP)
+        def cut_off() -> None:
+            with pytest.raises(requests.ConnectionError):  # its worker dies under it
+                requests.post(f"{gateway.url}/v1/sentiment", json={"text": POSITIVE}, timeout=30)
+
+        threading.Thread(target=cut_off, daemon=True).start()
+        wait_until(lambda: metric(scrape(), "sentiment_in_flight_requests", transport="http") == 2, 10,
+                   "the request in flight (and the scrape)")
+        os.kill(crashed, signal.SIGKILL)
+        server.process.popen.send_signal(signal.SIGCONT)
+        wait_until(lambda: requests.get(f"{gateway.url}/readyz", timeout=3).ok, 20, "a replacement worker")
+        assert worker() != crashed
+        assert post(gateway, {"text": NEGATIVE}).status_code == 200
+        after = scrape()
+        assert metric(after, "sentiment_in_flight_requests", transport="http") == 1  # the scrape itself
+        assert metric(after, "sentiment_requests_total", route="/v1/sentiment", code="200") == served + 1
+        assert not list(gateway.metrics_dir.glob(f"gauge_live*_{crashed}.db"))
+    finally:
+        server.process.popen.send_signal(signal.SIGCONT)
+        gateway.process.stop()
+        server.process.stop()
+
+
+def test_chunked_bodies_are_read_whole_and_held_to_the_size_limit(gateway):
+    def chunks(body: bytes, size: int = 100):
+        yield from (body[i:i + size] for i in range(0, len(body), size))
+
+    headers = {"Content-Type": "application/json"}  # a generator body goes out chunked
+    ok = requests.post(f"{gateway.url}/v1/sentiment", data=chunks(b'{"text": "%s"}' % POSITIVE.encode()),
+                       headers=headers, timeout=10)
+    assert ok.status_code == 200 and ok.json()["predictions"][0]["label"] == "positive"
+    too_large = requests.post(f"{gateway.url}/v1/sentiment", data=chunks(b" " * 1_100_000, 65536),
+                              headers=headers, timeout=10)
+    assert too_large.status_code == 413 and too_large.json()["error"]["code"] == "payload_too_large"

@@ -21,7 +21,7 @@ from harness.processes import (
     start_gateway,
     start_model_server,
 )
-from serving.gateway import gunicorn_conf, metrics
+from serving.gateway import metrics
 from serving.gateway.settings import Settings
 
 KUBERNETES = ROOT / "deploy" / "kubernetes"
@@ -124,7 +124,7 @@ def test_the_edge_is_the_compose_edge(base):
     (config_map,) = [obj for (kind, name), obj in base.items() if kind == "ConfigMap" and name.startswith("edge-config")]
     assert config_map["data"] == {"nginx.conf": (ROOT / "deploy" / "edge" / "nginx.conf").read_text()}
     assert nginx["ports"][0]["containerPort"] == int(COMPOSE["edge"]["ports"][0].rsplit(":", 1)[1])
-    # Only the edge and Prometheus reach gunicorn; gRPC stays open.
+    # Only the edge and Prometheus reach the HTTP server; gRPC stays open.
     policy = base[("NetworkPolicy", "gateway")]["spec"]
     http_rule, grpc_rule = policy["ingress"]
     assert [peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for peer in http_rule["from"]] == [
@@ -151,7 +151,7 @@ def test_gateway_ports_probes_and_environment_match_what_the_gateway_reads(base,
         unknown = {name for name in variables if name.startswith("GATEWAY_")} - settings_fields
         assert not unknown, f"variables the gateway does not read: {unknown}"
         Settings.from_env({name: str(value) for name, value in variables.items()})  # every value parses
-    assert env(http)["GUNICORN_BIND"].endswith(f":{http['ports'][0]['containerPort']}")
+    assert env(http)["GATEWAY_HTTP_PORT"] == str(http["ports"][0]["containerPort"])
     assert env(grpc_container)["GATEWAY_GRPC_PORT"] == str(grpc_container["ports"][0]["containerPort"])
     assert {k: v for k, v in compose_env.items() if k != "GATEWAY_MODEL_SERVER"} == {
         k: v for k, v in env(http).items() if k not in ("GATEWAY_MODEL_SERVER", "GATEWAY_MODEL_SERVER_LB_POLICY")
@@ -172,7 +172,8 @@ def test_rollouts_keep_capacity_and_termination_outlasts_the_drain(base):
         assert deployment["replicas"] >= 2
     gateway_pod = base[("Deployment", "gateway")]["spec"]["template"]["spec"]
     pre_stop = max(int(c["lifecycle"]["preStop"]["exec"]["command"][1]) for c in gateway_pod["containers"])
-    drain = max(gunicorn_conf.graceful_timeout, Settings().grpc_shutdown_grace_seconds)
+    settings = Settings.from_env(env(gateway_pod["containers"][0]))
+    drain = max(settings.http_graceful_seconds, settings.grpc_shutdown_grace_seconds)
     assert gateway_pod["terminationGracePeriodSeconds"] > pre_stop + drain
     assert base[("Deployment", "tfserving")]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 10
     service = base[("Service", "tfserving")]["spec"]

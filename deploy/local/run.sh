@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Local stack without Docker: the TF-Serving-compatible model server, the gateway under
-# gunicorn and its gRPC server, reading deploy/tfserving/ like the compose deployment
+# Local stack without Docker: the TF-Serving-compatible model server, the gateway's
+# HTTP server (granian) and its gRPC server, reading deploy/tfserving/ like the compose deployment
 # does, and nginx in front of the HTTP API with the compose edge's config.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 MODELS_DIR=${MODELS_DIR:-models}
 HTTP_PORT=${HTTP_PORT:-8000}                  # the edge (nginx): the public HTTP port
-GATEWAY_HTTP_PORT=${GATEWAY_HTTP_PORT:-8001}  # gunicorn, behind the edge
+GATEWAY_HTTP_PORT=${GATEWAY_HTTP_PORT:-8001}  # the gateway's HTTP server, behind the edge
 GRPC_PORT=${GRPC_PORT:-8600}
 MODEL_SERVER_PORT=${MODEL_SERVER_PORT:-8500}
 MODEL_SERVER_REST_PORT=${MODEL_SERVER_REST_PORT:-8501}
@@ -62,11 +62,11 @@ sentiment service on http://127.0.0.1:$HTTP_PORT
   API: http://127.0.0.1:$HTTP_PORT/openapi.yaml   metrics: /metrics   readiness: /readyz
   gRPC API: 127.0.0.1:$GRPC_PORT   e.g. .venv/bin/python -m serving.client predict "A wonderful film."
   model server: gRPC 127.0.0.1:$MODEL_SERVER_PORT, REST http://127.0.0.1:$MODEL_SERVER_REST_PORT
-  edge (nginx) log: $RUN_DIR/edge.log; gunicorn itself: http://127.0.0.1:$GATEWAY_HTTP_PORT
+  edge (nginx) log: $RUN_DIR/edge.log; the gateway itself: http://127.0.0.1:$GATEWAY_HTTP_PORT
 MSG
 
 PROMETHEUS_MULTIPROC_DIR="$RUN_DIR/metrics" \
 GATEWAY_MODEL_SERVER="127.0.0.1:$MODEL_SERVER_PORT" \
 GATEWAY_MODELS_DIR="$MODELS_DIR" \
-GUNICORN_BIND="127.0.0.1:$GATEWAY_HTTP_PORT" \
-  "$PY" -m gunicorn -c serving/gateway/gunicorn_conf.py serving.gateway.wsgi:app
+GATEWAY_HTTP_PORT="$GATEWAY_HTTP_PORT" \
+  "$PY" -m serving.gateway.http_server

@@ -145,6 +145,7 @@ def build_server(settings: Settings, service: SentimentService) -> tuple[grpc.Se
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
+    metrics.forget_dead_processes()  # e.g. this server's predecessor's in-flight gauge
     service = SentimentService(settings)
     server, health_servicer, port = build_server(settings, service)
     server.start()

@@ -19,7 +19,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from serving.gateway import metrics
-from serving.gateway.body_deadline import BodyDeadline
+from serving.gateway.whole_body import WholeBody
 from serving.gateway.core import SentimentService
 from serving.gateway.errors import GatewayError, InvalidInput
 from serving.gateway.settings import Settings
@@ -168,5 +168,5 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
     def openapi_document() -> Response:
         return Response(openapi, mimetype="application/yaml")
 
-    app.wsgi_app = BodyDeadline(app.wsgi_app, settings.body_timeout_seconds, settings.max_body_bytes)
+    app.wsgi_app = WholeBody(app.wsgi_app, settings.max_body_bytes)
     return app

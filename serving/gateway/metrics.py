@@ -1,13 +1,14 @@
 """Prometheus metrics of the gateway, shared by its HTTP and gRPC transports.
 
-With several gunicorn workers (and the gRPC server process) each process writes
-its samples to ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` aggregates them; the
-variable must be set before this module is imported.
+With several HTTP worker processes (and the gRPC server process) each process
+writes its samples to ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` aggregates them;
+the variable must be set before this module is imported.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -66,3 +67,31 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def forget_dead_processes() -> list[int]:
+    """Drop the live gauges (``livesum``) of processes that are gone, e.g. a crashed worker.
+
+    The HTTP server has no hook for a worker's exit, so every process calls this as it
+    starts: a replacement worker clears its predecessor's in-flight count. Counters and
+    histograms of dead processes stay, so totals never go down.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return []
+    pids = {int(pid) for path in Path(directory).glob("*.db")
+            if (pid := path.stem.rsplit("_", 1)[-1]).isdigit()}
+    dead = sorted(pid for pid in pids if not _alive(pid))
+    for pid in dead:
+        multiprocess.mark_process_dead(pid, directory)
+    return dead
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

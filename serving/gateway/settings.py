@@ -58,6 +58,13 @@ def seconds(raw: str) -> float:
     return value
 
 
+def flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise ValueError("must be true or false")
+    return value in ("true", "1")
+
+
 def one_of(*choices: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if raw not in choices:
@@ -99,13 +106,22 @@ class Settings:
     max_texts: int = _setting(64, POSITIVE)  # texts per request
     max_text_chars: int = _setting(20_000, POSITIVE)  # characters per text
     max_body_bytes: int = _setting(1_048_576, POSITIVE)  # HTTP request body
-    body_timeout_seconds: float = _setting(10.0, seconds)  # an HTTP body not complete by then gets 408
     # Predictions in progress per process; beyond: 429 / RESOURCE_EXHAUSTED.
     max_in_flight: int = _setting(128, POSITIVE)
     # Predict calls in flight per model version per process; more requests share the next.
     coalesce_max_calls: int = _setting(2, POSITIVE)
     # Rows per shared call; at most the model server's max_batch_size.
     coalesce_max_rows: int = _setting(128, POSITIVE)
+    # The HTTP server (granian, serving.gateway.http_server), behind the buffering edge.
+    http_host: str = _setting("127.0.0.1", text)
+    http_port: int = _setting(8000, PORT)
+    http_workers: int = _setting(2, POSITIVE)  # processes
+    # Threads per process that run requests: they mostly wait on the model server, and
+    # the more requests are in flight at once, the larger the batches it can form.
+    http_threads: int = _setting(32, POSITIVE)
+    # On SIGTERM, requests in progress get this long to finish before workers are killed.
+    http_graceful_seconds: int = _setting(15, POSITIVE)
+    http_access_log: bool = _setting(False, flag)  # one line per request on stdout
     grpc_host: str = _setting("127.0.0.1", text)  # the gateway's own gRPC API
     grpc_port: int = _setting(8600, PORT)
     grpc_max_message_bytes: int = _setting(4_194_304, POSITIVE)  # larger requests get RESOURCE_EXHAUSTED

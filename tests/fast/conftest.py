@@ -2,7 +2,7 @@
 model client, with tokenizer contracts written to a temporary models folder.
 
 Nothing here starts a process or loads TensorFlow; the real-process tests one folder
-up cover what needs them (gunicorn, the model server, shutdown, metrics across workers).
+up cover what needs them (the HTTP server, the model server, shutdown, metrics across workers).
 """
 
 from __future__ import annotations

@@ -1,0 +1,65 @@
+"""The gateway's HTTP server: granian serving the WSGI app, configured by ``GATEWAY_HTTP_*``.
+
+    python -m serving.gateway.http_server [--app MODULE:NAME]
+
+Workers are processes (``GATEWAY_HTTP_WORKERS``) with ``GATEWAY_HTTP_THREADS`` threads
+each that run requests; a worker that dies is replaced; SIGTERM stops accepting,
+lets requests in progress finish for up to ``GATEWAY_HTTP_GRACEFUL_SECONDS``, then
+exits. With several workers, ``PROMETHEUS_MULTIPROC_DIR`` must name a folder for
+the metrics they share. The server must sit behind the buffering edge: it does not
+bound how long a client may take to send a request body (README, "Slow clients").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from granian import Granian
+from granian.constants import Interfaces
+
+from serving.gateway.settings import Settings, SettingsError
+
+APP = "serving.gateway.wsgi:app"
+# Seconds between a worker's death and its replacement (granian's default is 3.5).
+RESPAWN_SECONDS = 1.0
+# One JSON object per request on stdout; the query string is left out.
+ACCESS_LOG_FORMAT = ('{"time": "%(time)s", "remote": "%(addr)s", "method": "%(method)s", "path": "%(path)s", '
+                     '"protocol": "%(protocol)s", "status": %(status)d, "ms": %(dt_ms).3f}')
+
+
+def server(settings: Settings, app: str = APP) -> Granian:
+    return Granian(
+        app,
+        address=settings.http_host,
+        port=settings.http_port,
+        interface=Interfaces.WSGI,
+        workers=settings.http_workers,
+        blocking_threads=settings.http_threads,
+        # Requests beyond the threads wait in granian's own queue, not in Python threads.
+        backpressure=settings.http_threads,
+        websockets=False,
+        respawn_failed_workers=True,
+        respawn_interval=RESPAWN_SECONDS,
+        workers_kill_timeout=settings.http_graceful_seconds,
+        log_access=settings.http_access_log,
+        log_access_format=ACCESS_LOG_FORMAT,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.gateway.http_server", description=__doc__.split("\n")[0])
+    parser.add_argument("--app", default=APP,
+                        help="the WSGI app to serve with these settings, e.g. a benchmark's [%(default)s]")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    server(settings, args.app).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
