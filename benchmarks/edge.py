@@ -1,11 +1,11 @@
 """What the nginx edge costs and what it protects from: the same requests through it and
-straight to gunicorn, without and with slow clients.
+straight to the gateway's HTTP server, without and with slow clients.
 
     python -m benchmarks.edge --models-dir models
 
 Starts `make run`'s stack (deploy/local/run.sh: model server, gateway, nginx edge)
 on free loopback ports and sends single-review predictions, one client at a time
-and from 16 client threads, alternately to the edge and to gunicorn's own port, so
+and from 16 client threads, alternately to the edge and to the gateway's own port, so
 that both see the same machine state. Then, for each path, 300 slowloris-style
 connections trickle request bodies while one normal client measures what is left of
 the service (the gateway must sit behind a buffering proxy: this is why).
@@ -71,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--duration", type=float, default=8, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=2, help="alternations of edge and gunicorn")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations of the two paths")
     args = parser.parse_args()
 
     ports = {name: free_port() for name in
@@ -81,7 +81,7 @@ def main() -> None:
                "MODELS_DIR": str(args.models_dir.resolve()), "RUN_DIR": run_dir, "PY": sys.executable}
         stack = subprocess.Popen(["bash", "deploy/local/run.sh"], cwd=ROOT, env=env, start_new_session=True,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        targets = {"edge (nginx) -> gunicorn": ports["HTTP_PORT"], "gunicorn directly": ports["GATEWAY_HTTP_PORT"]}
+        targets = {"edge (nginx) -> gateway": ports["HTTP_PORT"], "gateway directly": ports["GATEWAY_HTTP_PORT"]}
         try:
             wait_until(responds(f"http://127.0.0.1:{ports['HTTP_PORT']}/readyz"), 120, "make run's stack")
             for port in targets.values():

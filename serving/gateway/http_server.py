@@ -35,9 +35,10 @@ def server(settings: Settings, app: str = APP) -> Granian:
         port=settings.http_port,
         interface=Interfaces.WSGI,
         workers=settings.http_workers,
+        # Requests beyond the threads wait in granian's queue. (granian's `backpressure`
+        # counts connections, idle keep-alive ones too: set to the threads, 48 of 64
+        # keep-alive clients got no answer at all in benchmarks.http_servers.)
         blocking_threads=settings.http_threads,
-        # Requests beyond the threads wait in granian's own queue, not in Python threads.
-        backpressure=settings.http_threads,
         websockets=False,
         respawn_failed_workers=True,
         respawn_interval=RESPAWN_SECONDS,
