@@ -1,0 +1,57 @@
+"""docs/configuration.md names every GATEWAY_*, MODEL_SERVER_* and SENTIMENT_* variable the
+code reads, and no other."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+from serving.gateway.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "configuration.md"
+NAME = r"(?:GATEWAY|MODEL_SERVER|SENTIMENT)_[A-Z0-9_]+"
+# Python: os.environ.get("X"), os.environ["X"], os.getenv("X"), and the env("X") alias.
+PYTHON_READ = re.compile(r'(?:environ\.get\(|environ\[|getenv\(|\benv\()\s*["\'](' + NAME + r')["\']')
+# Shell: ${X:-default} / ${X-default} (plain $X is a script's own variable). Compose: ${X...}.
+SHELL_READ = re.compile(r"\$\{(" + NAME + r"):?-")
+COMPOSE_READ = re.compile(r"\$\{(" + NAME + r")\b")
+SKIPPED_FOLDERS = {".venv", ".git", ".tools", "node_modules", "__pycache__", "docs", ".ablation", ".run", "models"}
+
+
+def read_by_the_code() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {Settings.variable(f.name): {"serving/gateway/settings.py"} for f in fields(Settings)}
+    for path in ROOT.rglob("*"):
+        if SKIPPED_FOLDERS & set(path.relative_to(ROOT).parts) or not path.is_file():
+            continue
+        if path.suffix == ".py":
+            pattern = PYTHON_READ
+        elif path.suffix == ".sh":
+            pattern = SHELL_READ
+        elif path.suffix in (".yml", ".yaml"):
+            pattern = COMPOSE_READ
+        else:
+            continue
+        for name in pattern.findall(path.read_text(encoding="utf-8", errors="replace")):
+            found.setdefault(name, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_the_scan_finds_reads_in_each_kind_of_file():
+    found = read_by_the_code()
+    assert "serving/gateway/settings.py" in found["GATEWAY_HTTP_WORKERS"]  # a Settings field
+    assert "training/__main__.py" in found["SENTIMENT_DATA_URL"]  # env("...")
+    assert "serving/client/__main__.py" in found["SENTIMENT_GRPC_TARGET"]  # os.environ.get
+    assert "deploy/local/run.sh" in found["MODEL_SERVER_PORT"]  # ${X:-default}
+    assert "docker-compose.yml" in found["SENTIMENT_HTTP_PORT"]  # compose interpolation
+    assert "MODEL_SERVER_PID" not in found  # run.sh's own variable, not configuration
+
+
+def test_the_document_names_exactly_the_variables_the_code_reads():
+    found = read_by_the_code()
+    documented = set(re.findall(r"`(" + NAME + r")`", DOC.read_text(encoding="utf-8")))
+    missing = {name: sorted(found[name]) for name in sorted(set(found) - documented)}
+    assert not missing, f"read by the code but not in docs/configuration.md: {missing}"
+    unread = sorted(documented - set(found))
+    assert not unread, f"in docs/configuration.md but read by no code: {unread}"
