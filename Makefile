@@ -90,6 +90,7 @@ bench: models
 	$(PY) -m benchmarks.snippets --models-dir $(MODELS_DIR) $(SNIPPETS_FLAG) --out docs/snippets.json
 	$(PY) -m benchmarks --models-dir $(MODELS_DIR) $(DATA_FLAG)
 	$(PY) -m benchmarks.http_servers --models-dir $(MODELS_DIR) $(DATA_FLAG)
+	$(PY) -m benchmarks.batch_timeout --models-dir $(MODELS_DIR) $(DATA_FLAG)
 	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR) --out docs/benchmarks-warmup.json
 	@bash deploy/local/install-tools.sh nginx=nginx
 	$(PY) -m benchmarks.edge --models-dir $(MODELS_DIR)
