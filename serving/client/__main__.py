@@ -4,6 +4,11 @@
     python -m serving.client predict --file reviews.txt --model simple_rnn   # one review per line
     echo "Loved it" | python -m serving.client predict -                      # stdin
     python -m serving.client models
+
+Any number of texts: they go in requests of at most ``--batch-size`` texts (the
+gateway's limit, GATEWAY_MAX_TEXTS), ``--concurrency`` requests at a time, and the
+predictions come back in input order. A request that fails leaves ``null`` in its
+rows and an entry in ``errors``; the others are kept (exit status 1).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import argparse
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import PackageNotFoundError, version
 
 import grpc
 from google.protobuf import json_format
@@ -29,38 +36,79 @@ def _texts(args: argparse.Namespace) -> list[str]:
     return texts
 
 
+def _as_json(message) -> dict:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+
+
+def predict_all(client: SentimentClient, texts: list[str], model: str, model_version: int,
+                batch_size: int, concurrency: int) -> tuple[list[dict | None], list[dict]]:
+    """Predictions in input order (``None`` where a request failed) and the failed requests."""
+    starts = range(0, len(texts), batch_size)
+    predictions: list[dict | None] = [None] * len(texts)
+    errors: list[dict] = []
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        calls = {start: pool.submit(client.predict, texts[start:start + batch_size], model, model_version)
+                 for start in starts}
+        for start, call in calls.items():
+            rows = len(texts[start:start + batch_size])
+            try:
+                predictions[start:start + rows] = [_as_json(p) for p in call.result()]
+            except grpc.RpcError as error:
+                errors.append({"rows": [start, start + rows - 1], "code": error.code().name,
+                               "message": error.details()})
+    return predictions, errors
+
+
+def _tool_version() -> str:
+    try:
+        return version("sentiment-serving")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__.split("\n")[0])
     parser.add_argument("--target", default=os.environ.get("SENTIMENT_GRPC_TARGET", "127.0.0.1:8600"),
                         help="gateway gRPC address [env SENTIMENT_GRPC_TARGET; default 127.0.0.1:8600]")
-    parser.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds [10]")
+    parser.add_argument("--timeout", type=float, default=10.0, help="deadline of each request in seconds [10]")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_tool_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="classify texts (arguments, - for stdin, --file)")
     predict.add_argument("texts", nargs="*", help="review texts; - reads one per line from stdin")
     predict.add_argument("--file", help="read one review per line from this file")
     predict.add_argument("--model", default="", help="lstm or simple_rnn [gateway default]")
-    predict.add_argument("--version", type=int, default=0, help="model version [latest]")
+    predict.add_argument("--model-version", type=int, default=0, help="model version [latest]")
+    predict.add_argument("--batch-size", type=int, default=64,
+                         help="texts per request, at most the gateway's GATEWAY_MAX_TEXTS [64]")
+    predict.add_argument("--concurrency", type=int, default=4, help="requests in flight at once [4]")
     commands.add_parser("models", help="list the served models")
     args = parser.parse_args(argv)
 
-    def as_json(message) -> dict:
-        return json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                         always_print_fields_with_no_presence=True)
-
+    if args.command == "predict":
+        texts = _texts(args)
+        if not texts:
+            parser.error("no texts given")
+        if args.batch_size < 1 or args.concurrency < 1:
+            parser.error("--batch-size and --concurrency must be at least 1")
     try:
         with SentimentClient(args.target, args.timeout) as client:
             if args.command == "models":
-                output = {"models": [as_json(m) for m in client.list_models()]}
-            else:
-                texts = _texts(args)
-                if not texts:
-                    parser.error("no texts given")
-                output = {"predictions": [as_json(p) for p in client.predict(texts, args.model, args.version)]}
+                print(json.dumps({"models": [_as_json(m) for m in client.list_models()]}, indent=2))
+                return 0
+            predictions, errors = predict_all(client, texts, args.model, args.model_version,
+                                              args.batch_size, args.concurrency)
     except grpc.RpcError as error:
         print(json.dumps({"error": {"code": error.code().name, "message": error.details()}}), file=sys.stderr)
         return 1
+    if errors and all(p is None for p in predictions):  # nothing to show: the error alone, as one request
+        print(json.dumps({"error": {"code": errors[0]["code"], "message": errors[0]["message"]}}), file=sys.stderr)
+        return 1
+    output: dict = {"predictions": predictions}
+    if errors:
+        output["errors"] = errors
     print(json.dumps(output, indent=2))
-    return 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

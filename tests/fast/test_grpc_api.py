@@ -1,6 +1,8 @@
 """The gateway's gRPC API served in process: the same validation as HTTP, each failure
 with its gRPC status and a message naming the problem."""
 
+import json
+
 import grpc
 import pytest
 from prometheus_client import REGISTRY
@@ -67,3 +69,34 @@ def test_an_unexpected_failure_is_internal_in_the_answer_and_the_metrics(client,
              for code in ("OK", "INTERNAL")}
     assert (after["OK"] - before["OK"], after["INTERNAL"] - before["INTERNAL"]) == (0, 1)
     assert "a bug in the gateway" in caplog.text
+
+
+def run_cli(grpc_target, capsys, *args: str) -> tuple[int, dict]:
+    from serving.client.__main__ import main
+
+    status = main(["--target", grpc_target, *args])
+    captured = capsys.readouterr()
+    return status, json.loads(captured.out or captured.err)
+
+
+def test_the_cli_sends_a_long_file_in_requests_under_the_limit_and_keeps_its_order(grpc_target, capsys, tmp_path):
+    lines = [POSITIVE if i % 3 else "An awful film: bad plot, bad acting." for i in range(30)]
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("\n".join(lines) + "\n")
+    # The in-process gateway takes at most 8 texts per request.
+    status, output = run_cli(grpc_target, capsys, "predict", "--file", str(reviews), "--batch-size", "8",
+                             "--concurrency", "3", "--model-version", "1")
+    assert status == 0 and "errors" not in output
+    labels = [p["label"] for p in output["predictions"]]
+    assert labels == ["positive" if i % 3 else "negative" for i in range(30)]
+    assert {p["model_version"] for p in output["predictions"]} == {1}
+
+
+def test_the_cli_keeps_the_rows_that_succeeded_and_reports_the_others(grpc_target, capsys, tmp_path):
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("\n".join([POSITIVE] * 8 + ["x" * 600] + [POSITIVE] * 3) + "\n")  # one text over 500 chars
+    status, output = run_cli(grpc_target, capsys, "predict", "--file", str(reviews), "--batch-size", "4")
+    assert status == 1
+    assert [p is None for p in output["predictions"]] == [False] * 8 + [True] * 4
+    (error,) = output["errors"]
+    assert error["rows"] == [8, 11] and error["code"] == "RESOURCE_EXHAUSTED" and "500" in error["message"]
