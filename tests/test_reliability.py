@@ -176,8 +176,9 @@ def test_model_server_failure_under_load_loses_no_request(models_dir, tmp_path):
         wait_until(ready, 30, "ready")
         with Traffic(http_sender(http.url, {"text": POSITIVE}), workers=4) as over_http, \
                 Traffic(grpc_sender(rpc.target, [NEGATIVE]), workers=2) as over_grpc:
-            over_http.wait_for(20)
-            over_grpc.wait_for(10)
+            # Answered requests from before the fault (checked below, with 0.5 s to spare).
+            over_http.wait_for(20, older_than=0.6)
+            over_grpc.wait_for(10, older_than=0.6)
             stopped = time.monotonic()
             assert server.process.stop() == 0
             wait_until(lambda: not ready() and not serving(), 10, "readiness false and NOT_SERVING")
@@ -240,7 +241,7 @@ def test_rollout_under_load_has_no_failed_request(models_dir, tmp_path):
                                    for s in requests.get(status_url, timeout=2).json()["model_version_status"]),
                        30, "version 3 refused")
             refused = time.monotonic()
-            traffic.wait_for(10, since=refused)
+            traffic.wait_for(10, since=max(refused, switched + 1.5))
 
         assert len(traffic.outcomes) > 50
         assert traffic.statuses() == {"200": len(traffic.outcomes)}  # zero failed requests
@@ -277,11 +278,12 @@ def test_model_server_sigterm_finishes_calls_in_flight(models_dir, tmp_path):
         return send
 
     with Traffic(make_sender, workers=6) as traffic:
-        traffic.wait_for(6)
+        traffic.wait_for(6, older_than=0.3)  # calls well under way before the signal
         signalled = time.monotonic()
         server.process.popen.send_signal(signal.SIGTERM)
         assert server.process.popen.wait(20) == 0
         exited = time.monotonic()
+        traffic.wait_for(6, since=exited)  # calls sent after the exit
 
     assert exited - signalled < 11  # within --shutdown_grace_seconds (10) + 1
     # gRPC core (TF Serving's too) answers CANCELLED to calls that reached the server but no

@@ -88,7 +88,9 @@ def test_report_beside_the_export(models_dir):
         best = max(e["val_accuracy"] for e in metrics["epochs"])
         assert metrics["epochs"][metrics["best_epoch"] - 1]["val_accuracy"] == best
         assert metrics["reviews"] == {"train": 3200, "validation": 800, "test": 300, "snippets": 10_662}
-        assert 0.5 < metrics["test"]["accuracy"] <= 1 and metrics["config"]["seed"] == 7
+        # The small run reaches 0.78 on its 300 test reviews (both models); a broken
+        # tokenizer, a label flip or a model that did not learn stays near 0.5.
+        assert 0.70 <= metrics["test"]["accuracy"] <= 1 and metrics["config"]["seed"] == 7
         if metrics["weights"] == "average of epochs":
             # Averaging is kept only when it scores at least as well as the best epoch on validation.
             assert metrics["best_epoch"] in metrics["exported_epochs"]

@@ -67,10 +67,11 @@ class Traffic:
             return Counter(o.status for o in self.outcomes if since <= o.started < until)
 
     def wait_for(self, count: int, since: float = 0.0, statuses: set[str] | None = None,
-                 seconds: float = 60) -> None:
-        """Until ``count`` requests sent since ``since`` were answered (with one of ``statuses``)."""
+                 older_than: float = 0.0, seconds: float = 60) -> None:
+        """Until ``count`` requests sent since ``since``, and at least ``older_than`` seconds
+        ago, were answered (with one of ``statuses``)."""
         def answered() -> bool:
-            found = self.statuses(since=since)
+            found = self.statuses(since=since, until=time.monotonic() - older_than)
             return sum(n for status, n in found.items() if statuses is None or status in statuses) >= count
 
         wait_until(answered, seconds, f"{count} answers{f' in {sorted(statuses)}' if statuses else ''}")
