@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -84,6 +85,16 @@ def test_cli_reads_arguments_and_stdin_and_prints_what_http_returns(grpc_gateway
         capture_output=True, text=True, cwd=ROOT, timeout=30,
     )
     assert bad.returncode == 1 and json.loads(bad.stderr)["error"]["code"] == "NOT_FOUND"
+
+
+def test_the_installed_sentiment_command_is_the_cli(grpc_gateway):
+    command = Path(sys.executable).parent / "sentiment"  # the console script of pyproject.toml
+    result = subprocess.run([str(command), "--target", grpc_gateway.target, "models"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert {m["model"] for m in json.loads(result.stdout)["models"]} == {"lstm", "simple_rnn"}
+    version = subprocess.run([str(command), "--version"], capture_output=True, text=True, timeout=30)
+    assert version.stdout.startswith("sentiment ")
 
 
 def test_health_unavailable_and_deadline(models_dir, tmp_path):

@@ -2,8 +2,13 @@
 
     python -m serving.client predict "A wonderful film." "Dull."
     python -m serving.client predict --file reviews.txt --model simple_rnn   # one review per line
+    python -m serving.client predict --file reviews.csv --column review --output scored.csv
     echo "Loved it" | python -m serving.client predict -                      # stdin
     python -m serving.client models
+
+(Installed, the same tool is the ``sentiment`` command.) ``--file`` reads plain text
+lines, JSON Lines (``.jsonl``, the ``--column`` field of each object) or CSV (``.csv``,
+the ``--column`` column); ``--output`` writes ``.jsonl``, ``.csv`` or JSON.
 
 Any number of texts: they go in requests of at most ``--batch-size`` texts (the
 gateway's limit, GATEWAY_MAX_TEXTS), ``--concurrency`` requests at a time, and the
@@ -19,11 +24,13 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import grpc
 from google.protobuf import json_format
 
 from serving.client import SentimentClient
+from serving.client.files import InputError, read_texts, write_predictions
 
 
 def _texts(args: argparse.Namespace) -> list[str]:
@@ -31,8 +38,7 @@ def _texts(args: argparse.Namespace) -> list[str]:
     if "-" in args.texts:
         texts += [line for line in sys.stdin.read().splitlines() if line.strip()]
     if args.file:
-        with open(args.file, encoding="utf-8") as handle:
-            texts += [line for line in handle.read().splitlines() if line.strip()]
+        texts += read_texts(args.file, args.column)
     return texts
 
 
@@ -68,7 +74,8 @@ def _tool_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__.split("\n")[0])
+    prog = "sentiment" if Path(sys.argv[0]).name == "sentiment" else "python -m serving.client"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("--target", default=os.environ.get("SENTIMENT_GRPC_TARGET", "127.0.0.1:8600"),
                         help="gateway gRPC address [env SENTIMENT_GRPC_TARGET; default 127.0.0.1:8600]")
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline of each request in seconds [10]")
@@ -76,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="classify texts (arguments, - for stdin, --file)")
     predict.add_argument("texts", nargs="*", help="review texts; - reads one per line from stdin")
-    predict.add_argument("--file", help="read one review per line from this file")
+    predict.add_argument("--file", type=Path, help="texts: one per line, or .jsonl / .csv (see --column)")
+    predict.add_argument("--column", default="text", help="the JSON Lines field or CSV column of the texts [text]")
+    predict.add_argument("--output", type=Path, help="write the predictions to .jsonl, .csv or JSON [stdout, JSON]")
     predict.add_argument("--model", default="", help="lstm or simple_rnn [gateway default]")
     predict.add_argument("--model-version", type=int, default=0, help="model version [latest]")
     predict.add_argument("--batch-size", type=int, default=64,
@@ -86,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "predict":
-        texts = _texts(args)
+        try:
+            texts = _texts(args)
+        except InputError as error:
+            parser.error(str(error))
         if not texts:
             parser.error("no texts given")
         if args.batch_size < 1 or args.concurrency < 1:
@@ -104,10 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     if errors and all(p is None for p in predictions):  # nothing to show: the error alone, as one request
         print(json.dumps({"error": {"code": errors[0]["code"], "message": errors[0]["message"]}}), file=sys.stderr)
         return 1
-    output: dict = {"predictions": predictions}
-    if errors:
-        output["errors"] = errors
-    print(json.dumps(output, indent=2))
+    if args.output:
+        write_predictions(args.output, predictions, errors)
+    else:
+        output: dict = {"predictions": predictions}
+        if errors:
+            output["errors"] = errors
+        print(json.dumps(output, indent=2))
     return 1 if errors else 0
 
 

@@ -100,3 +100,51 @@ def test_the_cli_keeps_the_rows_that_succeeded_and_reports_the_others(grpc_targe
     assert [p is None for p in output["predictions"]] == [False] * 8 + [True] * 4
     (error,) = output["errors"]
     assert error["rows"] == [8, 11] and error["code"] == "RESOURCE_EXHAUSTED" and "500" in error["message"]
+
+
+def test_the_cli_reads_jsonl_and_csv_and_writes_csv_and_jsonl(grpc_target, capsys, tmp_path):
+    import csv
+
+    texts = [POSITIVE, "An awful film: bad plot, bad acting.", POSITIVE]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"review": t, "id": i}) + "\n" for i, t in enumerate(texts)))
+    with (tmp_path / "in.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "review"])
+        writer.writerows([[i, t] for i, t in enumerate(texts)])
+    for source, target in (("in.jsonl", "out.csv"), ("in.csv", "out.jsonl")):
+        status = run_cli_status(grpc_target, "predict", "--file", str(tmp_path / source), "--column", "review",
+                                "--output", str(tmp_path / target))
+        assert status == 0
+    with (tmp_path / "out.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["row"], r["label"], r["error"]) for r in rows] == [
+        ("0", "positive", ""), ("1", "negative", ""), ("2", "positive", "")]
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(entry["row"], entry["label"]) for entry in lines] == [(0, "positive"), (1, "negative"), (2, "positive")]
+
+
+def test_the_cli_writes_failed_rows_with_their_error(grpc_target, tmp_path):
+    (tmp_path / "in.txt").write_text(f"{POSITIVE}\n{'x' * 600}\n")
+    status = run_cli_status(grpc_target, "predict", "--file", str(tmp_path / "in.txt"), "--batch-size", "1",
+                            "--output", str(tmp_path / "out.jsonl"))
+    assert status == 1
+    first, second = (json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines())
+    assert first["label"] == "positive" and second["row"] == 1 and second["error"]["code"] == "RESOURCE_EXHAUSTED"
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("in.csv", "id,body\n1,hello\n", "no column 'text' (columns: id, body)"),
+    ("in.jsonl", '{"text": "fine"}\nnot json\n', "in.jsonl:2: not JSON"),
+    ("in.jsonl", '{"words": "fine"}\n', "in.jsonl:1: expected an object with a string field 'text'"),
+])
+def test_the_cli_names_what_is_wrong_with_an_input_file(grpc_target, capsys, tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli_status(grpc_target, "predict", "--file", str(tmp_path / name))
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def run_cli_status(grpc_target, *args: str) -> int:
+    from serving.client.__main__ import main
+
+    return main(["--target", grpc_target, *args])
