@@ -83,15 +83,17 @@ clean-compose:
 	    podman system reset --force; fi
 	rm -rf $(COMPOSE_STATE)
 
-# Throughput/latency table (docs/benchmarks.md); needs hey from Debian.
+# Every benchmark (docs/benchmarks.md); needs hey from Debian. Results go to BENCH_OUT,
+# ignored by git; `make bench BENCH_OUT=docs/results` publishes them.
+BENCH_OUT ?= .bench
 bench: models
 	@bash deploy/local/install-tools.sh hey=hey
-	$(PY) -m benchmarks.model_cost --models-dir $(MODELS_DIR) $(DATA_FLAG) $(SNIPPETS_FLAG)
-	$(PY) -m benchmarks.snippets --models-dir $(MODELS_DIR) $(SNIPPETS_FLAG) --out docs/snippets.json
-	$(PY) -m benchmarks --models-dir $(MODELS_DIR) $(DATA_FLAG)
-	$(PY) -m benchmarks.http_servers --models-dir $(MODELS_DIR) $(DATA_FLAG)
+	$(PY) -m benchmarks.model_cost --models-dir $(MODELS_DIR) $(DATA_FLAG) $(SNIPPETS_FLAG) --out $(BENCH_OUT)/model-cost.json
+	$(PY) -m benchmarks.snippets --models-dir $(MODELS_DIR) $(SNIPPETS_FLAG) --out $(BENCH_OUT)/snippets.json
+	$(PY) -m benchmarks --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/serving-path.json
+	$(PY) -m benchmarks.http_servers --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/http-servers.json
 	$(PY) -m benchmarks.batch_timeout --models-dir $(MODELS_DIR) $(DATA_FLAG)
-	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR) --out docs/benchmarks-warmup.json
+	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR) --out $(BENCH_OUT)/warmup.json
 	@bash deploy/local/install-tools.sh nginx=nginx
 	$(PY) -m benchmarks.edge --models-dir $(MODELS_DIR)
 
@@ -100,9 +102,9 @@ ACCURACY_WORK ?= .ablation
 accuracy: install
 	$(PY) -m benchmarks.accuracy $(DATA_FLAG) $(SNIPPETS_FLAG) --work $(ACCURACY_WORK)
 
-# 5 minutes of mixed valid/invalid traffic; report in docs/soak.md.
+# 5 minutes of mixed valid/invalid traffic; report in $(BENCH_OUT)/soak.md.
 soak: models
-	$(PY) -m benchmarks.soak --models-dir $(MODELS_DIR) $(DATA_FLAG)
+	$(PY) -m benchmarks.soak --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/soak
 
 # Known vulnerabilities in the locked dependencies (needs pypi.org; tool in its own venv).
 audit:

@@ -1,6 +1,6 @@
 """Benchmark the serving path against the raw model and a naive server.
 
-    python -m benchmarks --models-dir models --duration 8 --out docs/benchmarks.json
+    python -m benchmarks --models-dir models --duration 8
 
 Starts the model server (with the batching file of deploy/tfserving), the gateway
 (HTTP server + gRPC server) and the naive Flask server itself, on loopback, and
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import results as results_file
 from benchmarks.stack import Stack, latest_version
 from harness.processes import IMDB_TARBALL
 from text_contract.layout import SERVED_MODELS
@@ -172,7 +173,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per scenario [8]")
     parser.add_argument("--http-workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.json"))
+    parser.add_argument("--out", type=Path, default=results_file.default_path("serving-path.json"))
     args = parser.parse_args()
     models_dir = args.models_dir.resolve()
 
@@ -243,9 +244,7 @@ def main() -> None:
         for row in rows:
             if row["model"] == model:
                 row["x_raw_batch64"] = row["reviews_per_s"] / raw64
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    results = {"duration_s": args.duration, "framework_floor": floor, "rows": rows}
-    args.out.write_text(json.dumps(results, indent=2))
+    results_file.save(args.out, {"duration_s": args.duration, "framework_floor": floor, "rows": rows})
     print(render(rows))
     print(headline(rows, floor))
     print(f"\nwritten to {args.out} (service logs in {log_dir})")

@@ -14,11 +14,11 @@ request (server + workers). gunicorn is a development dependency for this refere
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import results
 from benchmarks.__main__ import bench_hey
 from benchmarks.stack import GATEWAY_DEFAULTS, tree_cpu_seconds
 from harness.processes import (
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per measurement")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks-http-servers.json"))
+    parser.add_argument("--out", type=Path, default=results.default_path("http-servers.json"))
     args = parser.parse_args()
 
     from training.dataset import load_imdb
@@ -97,7 +97,7 @@ def main() -> None:
                           f"  p99 {row['p99_ms']:.1f} ms  errors {row['errors']}", flush=True)
     finally:
         model_server.process.stop(timeout=30)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    results.save(args.out, rows)
 
 
 if __name__ == "__main__":

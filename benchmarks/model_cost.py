@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import results as results_file
 from benchmarks.__main__ import batched, bench_grpc, bench_hey
 from benchmarks.stack import Stack, latest_version
 from harness.processes import IMDB_TARBALL, RT_POLARITY_TARBALL
@@ -186,12 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=1.5, help="seconds per raw measurement [1.5]")
     parser.add_argument("--stack-duration", type=float, default=5.0, help="seconds per end-to-end scenario [5]")
     parser.add_argument("--skip-stack", action="store_true", help="raw signature only")
-    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks-model-cost.json"))
+    parser.add_argument("--out", type=Path, default=results_file.default_path("model-cost.json"))
     parser.add_argument("--render", action="store_true", help="print the tables of --out, measure nothing")
     args = parser.parse_args(argv)
     if args.render:
-        results = json.loads(args.out.read_text(encoding="utf-8"))
-        print(render(results["raw"], results["stack"]))
+        saved = results_file.load(args.out)
+        print(render(saved["raw"], saved["stack"]))
         return 0
     models_dir = args.models_dir.resolve()
     texts = profiles(args.data, args.snippets)
@@ -205,10 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         for row in stack_rows:
             if row["export"] == "shipped":
                 row["tensorflow_ms"] = tensorflow_ms(raw, row["model"], row["profile"], row["rows_per_batch"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"raw": raw, "stack": stack_rows}, indent=2) + "\n", encoding="utf-8")
     print(render(raw, stack_rows))
-    print(f"\nwritten to {args.out}")
+    results_file.save(args.out, {"raw": raw, "stack": stack_rows})
     return 0
 
 

@@ -12,13 +12,13 @@ get, tokenizer included. Evaluation data only: no model trains on the snippets.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 import requests
 
+from benchmarks import results as results_file
 from benchmarks.stack import Stack
 from harness.processes import RT_POLARITY_TARBALL
 from text_contract.layout import SERVED_MODELS
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--snippets", type=Path, default=RT_POLARITY_TARBALL if RT_POLARITY_TARBALL.exists() else None,
                         help="rt-polarity tarball or folder [default: ../shared copy, else the official download]")
-    parser.add_argument("--out", type=Path, help="also write the results as JSON")
+    parser.add_argument("--out", type=Path, default=results_file.default_path("snippets.json"))
     args = parser.parse_args(argv)
     snippets = load_snippets(args.snippets)
     with tempfile.TemporaryDirectory() as logs:
@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     for result in results:
         print(f"{result['model']} (version {','.join(map(str, result['versions']))}): "
               f"{result['accuracy']:.4f} of {result['snippets']} snippets")
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    results_file.save(args.out, results)
     return 0
 
 

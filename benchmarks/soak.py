@@ -14,7 +14,6 @@ between the end of the first window (warmed up) and the end of the run.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import tempfile
@@ -30,6 +29,7 @@ import grpc
 import numpy as np
 import requests
 
+from benchmarks import results as results_file
 from benchmarks.stack import Stack, child_pids
 from harness.processes import IMDB_TARBALL
 
@@ -237,7 +237,8 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=30.0, help="report window, seconds [30]")
     parser.add_argument("--max-rss-growth-mib", type=float, default=32.0, help="per service [32]")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=Path("docs/soak"), help="writes <out>.md and <out>.json")
+    parser.add_argument("--out", type=Path, default=results_file.default_path("soak"),
+                        help="writes <out>.md and <out>.json")
     args = parser.parse_args()
 
     from training.dataset import load_imdb
@@ -250,8 +251,7 @@ def main() -> None:
     finally:
         stack.stop()
     text, passed = render(report, args.max_rss_growth_mib)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    results_file.save(args.out.with_suffix(".json"), report)
     args.out.with_suffix(".md").write_text(
         "# Soak report\n\nCommand: `python -m benchmarks.soak "
         f"--duration {args.duration:.0f} --rate {args.rate:.0f}` (models: {args.models_dir.name}/)\n\n{text}\n"

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import results as results_file
 from benchmarks.model_cost import write_export
 from benchmarks.stack import latest_version
 from harness.processes import start_model_server
@@ -48,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--rounds", type=int, default=3, help="versions published per setting")
-    parser.add_argument("--out", type=Path, help="also write the timings as JSON")
+    parser.add_argument("--out", type=Path, default=results_file.default_path("warmup.json"))
     args = parser.parse_args()
 
     import grpc
@@ -116,8 +117,7 @@ def main() -> None:
     for setting, times in results.items():
         print(f"| {setting} | {np.median(times['available_s']):.1f} | {np.median(times['first_ms']):.1f} "
               f"| {max(times['first_ms']):.1f} | {np.median(times['second_ms']):.1f} |")
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    results_file.save(args.out, results)
 
 
 def label(export: str, warmup: bool) -> str:
