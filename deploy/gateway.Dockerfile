@@ -28,7 +28,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \
  && pip install -c requirements.lock --no-deps tensorflow-serving-api
 COPY --from=tf-protos /tf-protos/tensorflow /opt/venv/lib/python3.11/site-packages/tensorflow
 COPY text_contract/ text_contract/
-COPY serving/__init__.py serving/tfs_apis.py serving/termination.py serving/
+COPY serving/__init__.py serving/tfs_apis.py serving/termination.py serving/grpc_retries.py serving/
 COPY serving/gateway/ serving/gateway/
 COPY serving/client/ serving/client/
 COPY proto/sentiment/ sentiment/

@@ -12,13 +12,22 @@ from __future__ import annotations
 import grpc
 from sentiment.v1 import sentiment_pb2, sentiment_pb2_grpc
 
+from serving.grpc_retries import service_config
+
 Prediction = sentiment_pb2.Prediction
 
 
 class SentimentClient:
-    def __init__(self, target: str = "127.0.0.1:8600", timeout: float = 10.0) -> None:
+    """``max_attempts`` tries per call that fails with UNAVAILABLE (gRPC's retry policy,
+    throttled; 1 = none). With ``wait_for_ready`` a call waits, within its deadline, for
+    the gateway to become reachable instead of failing at once."""
+
+    def __init__(self, target: str = "127.0.0.1:8600", timeout: float = 10.0, *,
+                 max_attempts: int = 3, wait_for_ready: bool = False) -> None:
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(target)
+        self._wait_for_ready = wait_for_ready
+        self._channel = grpc.insecure_channel(
+            target, options=[("grpc.service_config", service_config(["sentiment.v1.SentimentService"], max_attempts))])
         self._stub = sentiment_pb2_grpc.SentimentServiceStub(self._channel)
 
     def predict(
@@ -28,10 +37,12 @@ class SentimentClient:
         request = sentiment_pb2.PredictRequest(
             texts=[texts] if isinstance(texts, str) else list(texts), model=model, version=version
         )
-        return list(self._stub.Predict(request, timeout=timeout or self.timeout).predictions)
+        return list(self._stub.Predict(request, timeout=timeout or self.timeout,
+                                       wait_for_ready=self._wait_for_ready).predictions)
 
     def list_models(self, timeout: float | None = None) -> list[sentiment_pb2.Model]:
-        return list(self._stub.ListModels(sentiment_pb2.ListModelsRequest(), timeout=timeout or self.timeout).models)
+        return list(self._stub.ListModels(sentiment_pb2.ListModelsRequest(), timeout=timeout or self.timeout,
+                                          wait_for_ready=self._wait_for_ready).models)
 
     def close(self) -> None:
         self._channel.close()

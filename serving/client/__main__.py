@@ -22,7 +22,9 @@ import argparse
 import json
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -48,22 +50,41 @@ def _as_json(message) -> dict:
 
 
 def predict_all(client: SentimentClient, texts: list[str], model: str, model_version: int,
-                batch_size: int, concurrency: int) -> tuple[list[dict | None], list[dict]]:
-    """Predictions in input order (``None`` where a request failed) and the failed requests."""
-    starts = range(0, len(texts), batch_size)
+                batch_size: int, concurrency: int,
+                on_rows_done: Callable[[int], None] = lambda rows: None) -> tuple[list[dict | None], list[dict]]:
+    """Predictions in input order (``None`` where a request failed) and the failed requests,
+    in input order too; ``on_rows_done`` hears of each request as it finishes."""
     predictions: list[dict | None] = [None] * len(texts)
     errors: list[dict] = []
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        calls = {start: pool.submit(client.predict, texts[start:start + batch_size], model, model_version)
-                 for start in starts}
-        for start, call in calls.items():
+        calls = {pool.submit(client.predict, texts[start:start + batch_size], model, model_version): start
+                 for start in range(0, len(texts), batch_size)}
+        for call in as_completed(calls):
+            start = calls[call]
             rows = len(texts[start:start + batch_size])
             try:
                 predictions[start:start + rows] = [_as_json(p) for p in call.result()]
             except grpc.RpcError as error:
                 errors.append({"rows": [start, start + rows - 1], "code": error.code().name,
                                "message": error.details()})
+            on_rows_done(rows)
+    errors.sort(key=lambda error: error["rows"][0])
     return predictions, errors
+
+
+@contextmanager
+def progress_bar(total: int, shown: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when ``shown`` (a terminal, more than one request)."""
+    if not shown:
+        yield lambda rows: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress("texts", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("predict", total=total)
+        yield lambda rows: progress.advance(task, rows)
 
 
 def _tool_version() -> str:
@@ -79,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default=os.environ.get("SENTIMENT_GRPC_TARGET", "127.0.0.1:8600"),
                         help="gateway gRPC address [env SENTIMENT_GRPC_TARGET; default 127.0.0.1:8600]")
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline of each request in seconds [10]")
+    parser.add_argument("--wait", action="store_true",
+                        help="wait (up to --timeout) for the gateway to be reachable instead of failing at once")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_tool_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     predict = commands.add_parser("predict", help="classify texts (arguments, - for stdin, --file)")
@@ -104,12 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_size < 1 or args.concurrency < 1:
             parser.error("--batch-size and --concurrency must be at least 1")
     try:
-        with SentimentClient(args.target, args.timeout) as client:
+        with SentimentClient(args.target, args.timeout, wait_for_ready=args.wait) as client:
             if args.command == "models":
                 print(json.dumps({"models": [_as_json(m) for m in client.list_models()]}, indent=2))
                 return 0
-            predictions, errors = predict_all(client, texts, args.model, args.model_version,
-                                              args.batch_size, args.concurrency)
+            with progress_bar(len(texts), sys.stderr.isatty() and len(texts) > args.batch_size) as advance:
+                predictions, errors = predict_all(client, texts, args.model, args.model_version,
+                                                  args.batch_size, args.concurrency, advance)
     except grpc.RpcError as error:
         print(json.dumps({"error": {"code": error.code().name, "message": error.details()}}), file=sys.stderr)
         return 1

@@ -81,7 +81,7 @@ class SentimentService:
         self.settings = settings
         self.client = client or ModelServerClient(
             settings.model_server, settings.rpc_timeout_seconds, settings.grpc_max_message_bytes,
-            settings.model_server_lb_policy,
+            settings.model_server_lb_policy, settings.model_server_max_attempts,
         )
         self.contracts = ContractStore(settings.models_dir)
         self.versions = AvailableVersions(self.client, settings.status_cache_seconds)

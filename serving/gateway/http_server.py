@@ -7,7 +7,7 @@ each that run requests; a worker that dies is replaced; SIGTERM stops accepting,
 lets requests in progress finish for up to ``GATEWAY_HTTP_GRACEFUL_SECONDS``, then
 exits. With several workers, ``PROMETHEUS_MULTIPROC_DIR`` must name a folder for
 the metrics they share. The server must sit behind the buffering edge: it does not
-bound how long a client may take to send a request body (README, "Slow clients").
+bound how long a client may take to send a request body (docs/deployment.md, "The edge").
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ policy the calls spread over every address it resolves to.
 
 from __future__ import annotations
 
-import json
 import logging
 
 import grpc
@@ -22,6 +21,7 @@ from serving.gateway.errors import (
     ModelServerTimeout,
     ModelServerUnavailable,
 )
+from serving.grpc_retries import service_config
 from serving.tfs_apis import (
     get_model_status_pb2,
     model_service_pb2_grpc,
@@ -66,7 +66,12 @@ def _translate(error: grpc.RpcError, what: str) -> GatewayError:
 
 class ModelServerClient:
     def __init__(
-        self, address: str, timeout_seconds: float, max_message_bytes: int = 64 << 20, lb_policy: str = "pick_first"
+        self,
+        address: str,
+        timeout_seconds: float,
+        max_message_bytes: int = 64 << 20,
+        lb_policy: str = "pick_first",
+        max_attempts: int = 3,
     ) -> None:
         self.address = address
         self.timeout_seconds = timeout_seconds
@@ -84,7 +89,11 @@ class ModelServerClient:
                 # model server whose DNS record appears just after the gateway starts
                 # (a compose service, a headless Service's new pod) is found at once.
                 ("grpc.dns_min_time_between_resolutions_ms", 1000),
-                ("grpc.service_config", json.dumps({"loadBalancingConfig": [{lb_policy: {}}]})),
+                # A call refused while the model server restarts is retried by gRPC, so
+                # a restart behind a load balancer costs latency, not errors.
+                ("grpc.service_config", service_config(
+                    ["tensorflow.serving.PredictionService", "tensorflow.serving.ModelService"],
+                    max_attempts, lb_policy)),
             ],
         )
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)

@@ -102,6 +102,8 @@ class Settings:
     models: dict[str, str] = _setting(SERVED_MODELS, model_map)  # public model name -> model server name
     default_model: str = _setting("lstm", text)
     rpc_timeout_seconds: float = _setting(5.0, seconds)  # deadline of every call to the model server
+    # Tries per model-server call that fails with UNAVAILABLE (serving/grpc_retries.py); 1 = no retry.
+    model_server_max_attempts: int = _setting(3, whole_number(1, 5))
     status_cache_seconds: float = _setting(1.0, seconds)  # how long the latest served version is remembered
     max_texts: int = _setting(64, POSITIVE)  # texts per request
     max_text_chars: int = _setting(20_000, POSITIVE)  # characters per text

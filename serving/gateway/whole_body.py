@@ -3,7 +3,7 @@
 Flask then meets every body with a length (chunked ones included), and a body over
 the limit is answered 413 without reading the rest. The read has no deadline: the
 HTTP server (granian) gives the application no socket to set one on. Slow clients
-are the buffering edge's job, in every deployment (README, "Slow clients"): the
+are the buffering edge's job, in every deployment (docs/deployment.md, "The edge"): the
 gateway must sit behind it.
 """
 

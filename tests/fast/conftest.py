@@ -38,6 +38,7 @@ class InMemoryModelClient:
             name: {1: AVAILABLE, 2: AVAILABLE} for name in SERVED_MODELS.values()
         }
         self.failure: Exception | None = None  # raised by every call while set
+        self.next_failures: list[Exception] = []  # raised one per predict call, first to last
         self.calls: list[tuple[str, int, int]] = []  # (model name, version, rows) per predict
         word_ids = {word: FIRST_WORD_ID + index for index, word in enumerate(VOCABULARY)}
         self._positive = [word_ids[word] for word in POSITIVE_WORDS]
@@ -48,6 +49,8 @@ class InMemoryModelClient:
     ) -> tuple[np.ndarray, int]:
         if self.failure is not None:
             raise self.failure
+        if self.next_failures:
+            raise self.next_failures.pop(0)
         if self.versions.get(model_name, {}).get(version) != AVAILABLE:
             raise ModelNotFound(f"{model_name} version {version}: Servable not found")
         self.calls.append((model_name, version, len(ids)))

@@ -2,6 +2,9 @@
 with its gRPC status and a message naming the problem."""
 
 import json
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -9,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from serving.client import SentimentClient
 from serving.gateway.errors import ModelServerTimeout, ModelServerUnavailable
+from serving.gateway.grpc_server import build_server
 
 POSITIVE = "A good film, a great plot, good acting."
 
@@ -55,6 +59,41 @@ def test_model_server_trouble_keeps_its_status(client, model_client, failure, co
     with pytest.raises(grpc.RpcError) as error:
         client.predict([POSITIVE])
     assert (error.value.code(), error.value.details()) == (code, failure.message)
+
+
+@pytest.mark.parametrize("max_attempts, answered", [(3, True), (1, False)])
+def test_the_client_retries_a_call_refused_as_unavailable(grpc_target, model_client, max_attempts, answered):
+    model_client.next_failures = [ModelServerUnavailable("imdb_lstm: the model server is unavailable")]
+    with SentimentClient(grpc_target, max_attempts=max_attempts) as client:
+        if answered:
+            (prediction,) = client.predict([POSITIVE])
+            assert prediction.label == "positive"
+        else:
+            with pytest.raises(grpc.RpcError) as error:
+                client.predict([POSITIVE])
+            assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_client_waiting_for_ready_is_answered_once_the_gateway_starts(settings, service):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    target = f"127.0.0.1:{port}"
+    with SentimentClient(target, timeout=10) as impatient, \
+            SentimentClient(target, timeout=10, wait_for_ready=True) as waiting, ThreadPoolExecutor(1) as pool:
+        with pytest.raises(grpc.RpcError) as refused:
+            impatient.predict([POSITIVE])
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        answer = pool.submit(waiting.predict, [POSITIVE])
+        with pytest.raises(TimeoutError):
+            answer.result(timeout=0.5)  # still waiting: nothing listens yet
+        server, _, _ = build_server(replace(settings, grpc_host="127.0.0.1", grpc_port=port), service)
+        server.start()
+        try:
+            (prediction,) = answer.result(timeout=10)
+        finally:
+            server.stop(0)
+    assert prediction.label == "positive"
 
 
 def test_an_unexpected_failure_is_internal_in_the_answer_and_the_metrics(client, model_client, caplog):

@@ -18,7 +18,8 @@ from serving.gateway.errors import (
     ModelServerUnavailable,
 )
 from serving.gateway.model_client import ModelServerClient
-from serving.tfs_apis import get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
+from serving.tfs_apis import get_model_status_pb2, model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
+from text_contract.signature import INPUT_NAME, OUTPUT_NAME
 
 
 class FailingPredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -83,6 +84,50 @@ def test_versions_beyond_the_gateway_api_range_are_left_out(caplog):
     try:
         assert client.version_states("imdb_lstm") == {1: "AVAILABLE"}
         assert f"imdb_lstm version {2**40} is beyond" in caplog.text
+    finally:
+        client.close()
+        server.stop(0)
+
+
+class RestartingPredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Refuses its first ``failures`` calls with UNAVAILABLE, as a restarting server does."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def Predict(self, request, context):
+        self.calls += 1
+        if self.calls <= self.failures:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = request.model_spec.version.value
+        rows = request.inputs[INPUT_NAME].tensor_shape.dim[0].size
+        response.outputs[OUTPUT_NAME].float_val.extend([0.25] * rows)
+        return response
+
+
+@pytest.mark.parametrize("max_attempts, failures, answered", [
+    (3, 2, True),   # two refusals are retried away
+    (3, 3, False),  # the third is the last try
+    (1, 1, False),  # retries off
+])
+def test_unavailable_calls_are_retried_up_to_max_attempts(max_attempts, failures, answered):
+    service = RestartingPredictionService(failures)
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    client = ModelServerClient(f"127.0.0.1:{port}", timeout_seconds=5, max_attempts=max_attempts)
+    try:
+        if answered:
+            values, version = client.predict("lstm", 3, np.zeros((2, 500), dtype=np.int32))
+            assert values.tolist() == [0.25, 0.25] and version == 3
+        else:
+            with pytest.raises(ModelServerUnavailable):
+                client.predict("lstm", 3, np.zeros((2, 500), dtype=np.int32))
+        assert service.calls == min(failures + 1, max_attempts)
     finally:
         client.close()
         server.stop(0)
