@@ -40,6 +40,23 @@ def test_truncation_and_out_of_vocabulary_are_reported(gateway):
     assert prediction["num_out_of_vocabulary"] == 1
 
 
+def test_explanations_on_the_real_model_point_at_the_words_that_carry_the_sentiment(gateway):
+    for model in ("lstm", "simple_rnn"):
+        response = post(gateway, {"texts": [NEGATIVE, POSITIVE], "model": model, "explain": True})
+        assert response.status_code == 200, response.text
+        negative, positive = response.json()["predictions"]
+        assert negative["explanation"][0]["effect"] < 0 < positive["explanation"][0]["effect"]
+        for prediction in (negative, positive):
+            top = prediction["explanation"][0]
+            assert top == max(prediction["explanation"], key=lambda word: abs(word["effect"]))
+            assert not top["out_of_vocabulary"]
+        # Every kept word of a long review is explained, in batched calls under the cap.
+        long_review = " ".join([NEGATIVE] * 30)
+        (explained,) = post(gateway, {"text": long_review, "model": model, "explain": True,
+                                      "explain_top_k": 500}).json()["predictions"]
+        assert len(explained["explanation"]) == min(explained["num_tokens"], 500)
+
+
 def test_version_selection(gateway):
     assert post(gateway, {"text": POSITIVE, "version": 1}).json()["predictions"][0]["model_version"] == 1
     missing = post(gateway, {"text": POSITIVE, "version": 42})

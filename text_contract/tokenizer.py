@@ -133,6 +133,14 @@ class Tokenizer:
         # map() over dict.get runs the lookups in C: a third of the cost of a generator.
         return [START_ID, *map(self._word_ids.get, split_words(text), repeat(OOV_ID))]
 
+    def kept_words(self, text: str) -> list[tuple[int, str, int]]:
+        """``(position, word, column)`` of each word the padded row keeps: its index among the
+        text's words, the word, and its column in the ``[maxlen]`` row (long texts keep their last words)."""
+        words = split_words(text)
+        first_column = self.maxlen - (len(words) + 1)  # the start marker's column; negative when cut
+        return [(position, word, first_column + 1 + position)
+                for position, word in enumerate(words) if first_column + 1 + position >= 0]
+
     def encode(self, text: str) -> EncodedText:
         return self._encode_into(np.full(self.maxlen, PAD_ID, dtype=np.int32), text)
 

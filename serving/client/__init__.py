@@ -31,11 +31,14 @@ class SentimentClient:
         self._stub = sentiment_pb2_grpc.SentimentServiceStub(self._channel)
 
     def predict(
-        self, texts: str | list[str], model: str = "", version: int = 0, timeout: float | None = None
+        self, texts: str | list[str], model: str = "", version: int = 0, timeout: float | None = None,
+        explain: bool = False, explain_top_k: int = 0,
     ) -> list[sentiment_pb2.Prediction]:
-        """One prediction per text; raises ``grpc.RpcError`` with the service's status code."""
+        """One prediction per text (with ``explain``, the words that moved it: ``explain_top_k``,
+        0 for the gateway's default); raises ``grpc.RpcError`` with the service's status code."""
         request = sentiment_pb2.PredictRequest(
-            texts=[texts] if isinstance(texts, str) else list(texts), model=model, version=version
+            texts=[texts] if isinstance(texts, str) else list(texts), model=model, version=version,
+            explain=explain, explain_top_k=explain_top_k,
         )
         return list(self._stub.Predict(request, timeout=timeout or self.timeout,
                                        wait_for_ready=self._wait_for_ready).predictions)

@@ -49,21 +49,34 @@ def _as_json(message) -> dict:
                                      always_print_fields_with_no_presence=True)
 
 
+def _prediction_json(prediction, explained: bool) -> dict:
+    fields = _as_json(prediction)
+    if not explained:
+        del fields["explanation"]
+    if not (explained and fields["explanation_note"]):
+        del fields["explanation_note"]
+    return fields
+
+
 def predict_all(client: SentimentClient, texts: list[str], model: str, model_version: int,
                 batch_size: int, concurrency: int,
-                on_rows_done: Callable[[int], None] = lambda rows: None) -> tuple[list[dict | None], list[dict]]:
+                on_rows_done: Callable[[int], None] = lambda rows: None,
+                explain_top_k: int | None = None) -> tuple[list[dict | None], list[dict]]:
     """Predictions in input order (``None`` where a request failed) and the failed requests,
-    in input order too; ``on_rows_done`` hears of each request as it finishes."""
+    in input order too; ``on_rows_done`` hears of each request as it finishes. With
+    ``explain_top_k`` (0: the gateway's default) each prediction names the words that moved it."""
+    explained = explain_top_k is not None
     predictions: list[dict | None] = [None] * len(texts)
     errors: list[dict] = []
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        calls = {pool.submit(client.predict, texts[start:start + batch_size], model, model_version): start
+        calls = {pool.submit(client.predict, texts[start:start + batch_size], model, model_version,
+                             explain=explained, explain_top_k=explain_top_k or 0): start
                  for start in range(0, len(texts), batch_size)}
         for call in as_completed(calls):
             start = calls[call]
             rows = len(texts[start:start + batch_size])
             try:
-                predictions[start:start + rows] = [_as_json(p) for p in call.result()]
+                predictions[start:start + rows] = [_prediction_json(p, explained) for p in call.result()]
             except grpc.RpcError as error:
                 errors.append({"rows": [start, start + rows - 1], "code": error.code().name,
                                "message": error.details()})
@@ -111,9 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--output", type=Path, help="write the predictions to .jsonl, .csv or JSON [stdout, JSON]")
     predict.add_argument("--model", default="", help="lstm or simple_rnn [gateway default]")
     predict.add_argument("--model-version", type=int, default=0, help="model version [latest]")
-    predict.add_argument("--batch-size", type=int, default=64,
-                         help="texts per request, at most the gateway's GATEWAY_MAX_TEXTS [64]")
+    predict.add_argument("--batch-size", type=int,
+                         help="texts per request, at most the gateway's GATEWAY_MAX_TEXTS "
+                              "(GATEWAY_MAX_EXPLAINED_TEXTS with --explain) [64; 8 with --explain]")
     predict.add_argument("--concurrency", type=int, default=4, help="requests in flight at once [4]")
+    predict.add_argument("--explain", nargs="?", type=int, const=0, metavar="TOP_K",
+                         help="also name the words that moved each prediction (TOP_K of them [10]); "
+                              "requests then carry at most the gateway's GATEWAY_MAX_EXPLAINED_TEXTS texts")
     commands.add_parser("models", help="list the served models")
     args = parser.parse_args(argv)
 
@@ -124,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(error))
         if not texts:
             parser.error("no texts given")
+        if args.batch_size is None:
+            args.batch_size = 64 if args.explain is None else 8
         if args.batch_size < 1 or args.concurrency < 1:
             parser.error("--batch-size and --concurrency must be at least 1")
     try:
@@ -133,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             with progress_bar(len(texts), sys.stderr.isatty() and len(texts) > args.batch_size) as advance:
                 predictions, errors = predict_all(client, texts, args.model, args.model_version,
-                                                  args.batch_size, args.concurrency, advance)
+                                                  args.batch_size, args.concurrency, advance, args.explain)
     except grpc.RpcError as error:
         print(json.dumps({"error": {"code": error.code().name, "message": error.details()}}), file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 # The columns of a CSV of predictions, after the input row number; `error` is empty on success.
 PREDICTION_COLUMNS = ("label", "positive_probability", "model_name", "model_version", "num_tokens",
-                      "num_out_of_vocabulary", "truncated")
+                      "num_out_of_vocabulary", "truncated", "no_known_words")
 
 
 class InputError(ValueError):

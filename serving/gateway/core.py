@@ -6,14 +6,26 @@ import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from serving.gateway import metrics
 from serving.gateway.coalescing import Coalescer
 from serving.gateway.contracts import ContractStore
-from serving.gateway.errors import GatewayError, InvalidInput, ModelNotFound, Overloaded, PayloadTooLarge
+from serving.gateway.errors import (
+    GatewayError,
+    InvalidInput,
+    ModelNotFound,
+    NoKnownWords,
+    Overloaded,
+    PayloadTooLarge,
+)
+from serving.gateway.explanations import Explanation, explain
 from serving.gateway.model_client import ModelServerClient
 from serving.gateway.settings import Settings
 
 AVAILABLE = "AVAILABLE"
+DEFAULT_TOP_K = 10  # words per explanation unless the request asks otherwise
+MAX_TOP_K = 500  # the model's window: no text has more words to show
 
 
 @dataclass(frozen=True)
@@ -25,9 +37,19 @@ class Prediction:
     num_tokens: int
     truncated: bool
     num_out_of_vocabulary: int
+    # Every word is unknown to the model (or there is none): the probability then says
+    # nothing about the text, only what the model makes of an empty input.
+    no_known_words: bool
+    explanation: Explanation | None = None  # when the request asked for one
 
     def to_json(self) -> dict:
-        return dict(vars(self))  # a copy; dataclasses.asdict deep-copies, at 5x the cost
+        fields = dict(vars(self))  # a copy; dataclasses.asdict deep-copies, at 5x the cost
+        explanation = fields.pop("explanation")
+        if explanation is not None:
+            fields["explanation"] = [word.to_json() for word in explanation.words]
+            if explanation.note:
+                fields["explanation_note"] = explanation.note
+        return fields
 
 
 @dataclass(frozen=True)
@@ -120,14 +142,28 @@ class SentimentService:
 
     # -- operations -------------------------------------------------------------------------
 
+    def check_explain(self, texts: list, top_k: int | None) -> int:
+        """The number of words to show per explained text."""
+        if len(texts) > self.settings.max_explained_texts:
+            raise PayloadTooLarge(f"explain: too many texts: {len(texts)} "
+                                  f"(at most {self.settings.max_explained_texts} per explained request)")
+        if top_k is None:
+            return DEFAULT_TOP_K
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidInput(f"'explain_top_k' must be a whole number from 1 to {MAX_TOP_K}, got {top_k!r}")
+        return top_k
+
     def predict(
         self, texts: list, model: str | None = None, version: int | None = None,
         transport: str = "http", timeout: float | None = None,
+        explain: bool = False, top_k: int | None = None,
     ) -> list[Prediction]:
+        """One prediction per text; with ``explain``, each carries the ``top_k`` words that moved it most."""
         self.check_texts(texts)
         public, model_name = self.resolve_model(model)
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
             raise InvalidInput(f"'version' must be a positive integer, got {version!r}")
+        words_shown = self.check_explain(texts, top_k) if explain else 0
         metrics.TEXTS_PER_REQUEST.labels(transport).observe(len(texts))
         # Refuse at once rather than queue: a slow model server must not pile up
         # threads and memory in the gateway.
@@ -136,7 +172,7 @@ class SentimentService:
                 f"more than {self.settings.max_in_flight} predictions in progress, retry shortly", retry_after=1
             )
         try:
-            return self._predict(texts, public, model_name, version, timeout)
+            return self._predict(texts, public, model_name, version, timeout, words_shown)
         except GatewayError as error:
             if error.upstream_code:
                 metrics.MODEL_SERVER_ERRORS.labels(error.upstream_code).inc()
@@ -146,25 +182,37 @@ class SentimentService:
 
     def _predict(
         self, texts: list[str], public: str, model_name: str, version: int | None,
-        timeout: float | None, retried: bool = False,
+        timeout: float | None, words_shown: int, retried: bool = False,
     ) -> list[Prediction]:
         pinned = self.versions.pick(model_name, version)
         tokenizer = self.contracts.tokenizer(model_name, pinned)
         ids, encoded = tokenizer.encode_batch(texts)
-        try:
+        if self.settings.refuse_no_known_words:
+            for index, item in enumerate(encoded):
+                if item.num_oov == item.num_tokens:
+                    raise NoKnownWords(f"texts[{index}] has no word in the model's vocabulary")
+        deadline = timeout or self.settings.rpc_timeout_seconds
+
+        def predict_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
             with metrics.MODEL_CALL_DURATION.labels(public).time():
-                probabilities, served_version = self._calls.predict(
-                    model_name, pinned, ids, timeout or self.settings.rpc_timeout_seconds
-                )
+                return self._calls.predict(model_name, pinned, rows, deadline)
+
+        try:
+            probabilities, served_version = predict_rows(ids)
+            explanations = [
+                explain(text, row, tokenizer, lambda rows: predict_rows(rows)[0],
+                        self.settings.coalesce_max_rows, words_shown)
+                for text, row in zip(texts, ids)
+            ] if words_shown else [None] * len(texts)
         except ModelNotFound:
             if retried:
                 raise
             # The cached version was just unloaded by a rollout: look again, once.
             self.versions.forget(model_name)
-            return self._predict(texts, public, model_name, version, timeout, retried=True)
+            return self._predict(texts, public, model_name, version, timeout, words_shown, retried=True)
 
         predictions = []
-        for probability, item in zip(probabilities.tolist(), encoded):
+        for probability, item, explanation in zip(probabilities.tolist(), encoded, explanations):
             label = "positive" if probability >= 0.5 else "negative"
             predictions.append(Prediction(
                 positive_probability=probability,
@@ -174,6 +222,8 @@ class SentimentService:
                 num_tokens=item.num_tokens,
                 truncated=item.truncated,
                 num_out_of_vocabulary=item.num_oov,
+                no_known_words=item.num_oov == item.num_tokens,
+                explanation=explanation,
             ))
             metrics.PREDICTIONS.labels(public, label).inc()
             metrics.TOKENS_PER_TEXT.observe(item.num_tokens)

@@ -35,6 +35,13 @@ class Overloaded(GatewayError):
     code = "too_many_requests"
 
 
+class NoKnownWords(GatewayError):
+    """A text without a word the model knows, refused when the gateway is set to."""
+
+    http_status = 422
+    code = "no_known_words"
+
+
 class ModelNotFound(GatewayError):
     http_status = 404
     grpc_code = grpc.StatusCode.NOT_FOUND

@@ -22,7 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from sentiment.v1 import sentiment_pb2
 
 from serving.gateway import metrics
-from serving.gateway.core import SentimentService
+from serving.gateway.core import Prediction, SentimentService
 from serving.gateway.errors import GatewayError, InvalidInput, ModelServerTimeout
 from serving.gateway.settings import Settings
 from serving.termination import TerminationSignal
@@ -40,6 +40,17 @@ def decode(message_type: type[Message], raw: bytes) -> Message:
         return message_type.FromString(raw)
     except DecodeError as error:
         raise InvalidInput(f"malformed request: {error}") from None
+
+
+def as_message(prediction: Prediction) -> sentiment_pb2.Prediction:
+    fields = prediction.to_json()
+    fields.pop("explanation", None)
+    fields.pop("explanation_note", None)
+    message = sentiment_pb2.Prediction(**fields)
+    if prediction.explanation is not None:
+        message.explanation.extend(sentiment_pb2.WordEffect(**word.to_json()) for word in prediction.explanation.words)
+        message.explanation_note = prediction.explanation.note or ""
+    return message
 
 
 class SentimentServicer:
@@ -80,10 +91,9 @@ class SentimentServicer:
             predictions = self._service.predict(
                 list(request.texts), request.model or None, request.version or None,
                 transport="grpc", timeout=timeout,
+                explain=request.explain, top_k=request.explain_top_k or None,
             )
-            return sentiment_pb2.PredictResponse(
-                predictions=[sentiment_pb2.Prediction(**p.to_json()) for p in predictions]
-            )
+            return sentiment_pb2.PredictResponse(predictions=[as_message(p) for p in predictions])
 
         return self._observe("Predict", context, call)
 

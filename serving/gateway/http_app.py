@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from importlib import resources
 
 from flask import Flask, Response, g, jsonify, request
@@ -50,11 +51,20 @@ def decode_json(raw: bytes) -> object:
         raise InvalidInput("the body is not valid JSON") from None
 
 
-def parse_prediction_request(body: object) -> tuple[list, str | None, int | None]:
-    """``(texts, model, version)`` from a decoded JSON body; InvalidInput names any problem."""
+@dataclass(frozen=True)
+class PredictionRequest:
+    texts: list
+    model: str | None
+    version: int | None
+    explain: bool
+    explain_top_k: int | None
+
+
+def parse_prediction_request(body: object) -> PredictionRequest:
+    """The request in a decoded JSON body; InvalidInput names any problem."""
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object")
-    unknown = sorted(set(body) - {"text", "texts", "model", "version"})
+    unknown = sorted(set(body) - {"text", "texts", "model", "version", "explain", "explain_top_k"})
     if unknown:
         raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
     if ("text" in body) == ("texts" in body):
@@ -73,7 +83,15 @@ def parse_prediction_request(body: object) -> tuple[list, str | None, int | None
     version = body.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise InvalidInput(f"'version' must be a positive integer, got {_json_type(version)}")
-    return texts, model, version
+    explain = body.get("explain", False)
+    if not isinstance(explain, bool):
+        raise InvalidInput(f"'explain' must be true or false, got {_json_type(explain)}")
+    top_k = body.get("explain_top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)):
+        raise InvalidInput(f"'explain_top_k' must be a whole number, got {_json_type(top_k)}")
+    if top_k is not None and not explain:
+        raise InvalidInput("'explain_top_k' needs 'explain': true")
+    return PredictionRequest(texts, model, version, explain, top_k)
 
 
 def _json_type(value: object) -> str:
@@ -135,9 +153,10 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
     def predict() -> Response:
         if not request.is_json:
             return error_response(415, "unsupported_media_type", "Content-Type must be application/json")
-        texts, model, version = parse_prediction_request(decode_json(request.get_data()))
-        g.model = service.model_label(model)
-        predictions = service.predict(texts, model, version, transport="http")
+        asked = parse_prediction_request(decode_json(request.get_data()))
+        g.model = service.model_label(asked.model)
+        predictions = service.predict(asked.texts, asked.model, asked.version, transport="http",
+                                      explain=asked.explain, top_k=asked.explain_top_k)
         return jsonify(predictions=[p.to_json() for p in predictions])
 
     @app.get("/v1/models")

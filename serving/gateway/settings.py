@@ -108,6 +108,10 @@ class Settings:
     max_texts: int = _setting(64, POSITIVE)  # texts per request
     max_text_chars: int = _setting(20_000, POSITIVE)  # characters per text
     max_body_bytes: int = _setting(1_048_576, POSITIVE)  # HTTP request body
+    max_explained_texts: int = _setting(8, POSITIVE)  # texts per request that asks for explanations
+    # Refuse (422 / INVALID_ARGUMENT) texts without a word in the vocabulary instead of
+    # answering them with the model's guess for an empty input, flagged no_known_words.
+    refuse_no_known_words: bool = _setting(False, flag)
     # Predictions in progress per process; beyond: 429 / RESOURCE_EXHAUSTED.
     max_in_flight: int = _setting(128, POSITIVE)
     # Predict calls in flight per model version per process; more requests share the next.

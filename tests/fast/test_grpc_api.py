@@ -131,6 +131,19 @@ def test_the_cli_sends_a_long_file_in_requests_under_the_limit_and_keeps_its_ord
     assert {p["model_version"] for p in output["predictions"]} == {1}
 
 
+def test_the_cli_explains_in_requests_the_gateway_accepts(grpc_target, capsys, tmp_path, model_client):
+    reviews = tmp_path / "reviews.jsonl"
+    reviews.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["good, great plot, bad acting"] * 10 + ["zzyzx"]))
+    status, output = run_cli(grpc_target, capsys, "predict", "--file", str(reviews), "--explain", "2")
+    assert status == 0, output
+    assert max(rows for _, _, rows in model_client.calls) <= 8 * 4  # explained requests carry at most 8 texts
+    first, last = output["predictions"][0], output["predictions"][-1]
+    assert [w["word"] for w in first["explanation"]] == ["good", "great"] and "explanation_note" not in first
+    assert last["explanation"] == [] and last["no_known_words"] and last["explanation_note"]
+    status, plain = run_cli(grpc_target, capsys, "predict", "good plot")
+    assert "explanation" not in plain["predictions"][0] and "explanation_note" not in plain["predictions"][0]
+
+
 def test_the_cli_keeps_the_rows_that_succeeded_and_reports_the_others(grpc_target, capsys, tmp_path):
     reviews = tmp_path / "reviews.txt"
     reviews.write_text("\n".join([POSITIVE] * 8 + ["x" * 600] + [POSITIVE] * 3) + "\n")  # one text over 500 chars

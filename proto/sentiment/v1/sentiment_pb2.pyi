@@ -7,17 +7,33 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PredictRequest(_message.Message):
-    __slots__ = ("texts", "model", "version")
+    __slots__ = ("texts", "model", "version", "explain", "explain_top_k")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_TOP_K_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     model: str
     version: int
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    explain: bool
+    explain_top_k: int
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ..., version: _Optional[int] = ..., explain: _Optional[bool] = ..., explain_top_k: _Optional[int] = ...) -> None: ...
+
+class WordEffect(_message.Message):
+    __slots__ = ("word", "position", "effect", "out_of_vocabulary")
+    WORD_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    EFFECT_FIELD_NUMBER: _ClassVar[int]
+    OUT_OF_VOCABULARY_FIELD_NUMBER: _ClassVar[int]
+    word: str
+    position: int
+    effect: float
+    out_of_vocabulary: bool
+    def __init__(self, word: _Optional[str] = ..., position: _Optional[int] = ..., effect: _Optional[float] = ..., out_of_vocabulary: _Optional[bool] = ...) -> None: ...
 
 class Prediction(_message.Message):
-    __slots__ = ("positive_probability", "label", "model_name", "model_version", "num_tokens", "truncated", "num_out_of_vocabulary")
+    __slots__ = ("positive_probability", "label", "model_name", "model_version", "num_tokens", "truncated", "num_out_of_vocabulary", "no_known_words", "explanation", "explanation_note")
     POSITIVE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +41,9 @@ class Prediction(_message.Message):
     NUM_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     NUM_OUT_OF_VOCABULARY_FIELD_NUMBER: _ClassVar[int]
+    NO_KNOWN_WORDS_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_NOTE_FIELD_NUMBER: _ClassVar[int]
     positive_probability: float
     label: str
     model_name: str
@@ -32,7 +51,10 @@ class Prediction(_message.Message):
     num_tokens: int
     truncated: bool
     num_out_of_vocabulary: int
-    def __init__(self, positive_probability: _Optional[float] = ..., label: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., num_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., num_out_of_vocabulary: _Optional[int] = ...) -> None: ...
+    no_known_words: bool
+    explanation: _containers.RepeatedCompositeFieldContainer[WordEffect]
+    explanation_note: str
+    def __init__(self, positive_probability: _Optional[float] = ..., label: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., num_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., num_out_of_vocabulary: _Optional[int] = ..., no_known_words: _Optional[bool] = ..., explanation: _Optional[_Iterable[_Union[WordEffect, _Mapping]]] = ..., explanation_note: _Optional[str] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("predictions",)
