@@ -146,13 +146,14 @@ def bench_hey(
     return row
 
 
-def bench_grpc(call, clients: int, texts: int, duration: float, model: str, cpu: CpuMeter) -> dict:
+def bench_grpc(call, clients: int, texts: int, duration: float, model: str, cpu: CpuMeter,
+               name: str = "gateway gRPC") -> dict:
     """A closed loop of gateway gRPC calls from client threads of this process (the load generator)."""
     services_before = cpu()
     self_before = _used(resource.getrusage(resource.RUSAGE_SELF))
     latencies, errors, seconds = run_threads(call, clients, duration)
     self_spent = _used(resource.getrusage(resource.RUSAGE_SELF)) - self_before
-    row = summary("gateway gRPC", model, clients, texts, seconds, latencies, errors)
+    row = summary(name, model, clients, texts, seconds, latencies, errors)
     row["cpu_ms_per_request"] = _cpu_per_request(services_before, cpu(), self_spent, max(1, len(latencies)))
     return row
 
@@ -176,6 +177,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=results_file.default_path("serving-path.json"))
     args = parser.parse_args()
     models_dir = args.models_dir.resolve()
+
+    import grpc
+    from sentiment.openinference import open_inference_grpc_pb2 as pb
+    from sentiment.openinference.open_inference_grpc_pb2_grpc import GRPCInferenceServiceStub
 
     from serving.client import SentimentClient
     from serving.gateway.model_client import ModelServerClient
@@ -232,6 +237,19 @@ def main() -> None:
                         lambda: sentiment.predict(texts[:size], model=model),
                         clients, size, args.duration, model, grpc_cpu)))
 
+            print(f"== {model}: Open Inference Protocol (V2), 1 text, 64 clients", flush=True)
+            v2_body = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [texts[0]]}]}
+            rows.append(batched(stack, name, lambda: bench_hey(
+                f"{stack.http_url}/v2/models/{model}/infer", v2_body, 64, args.duration, "V2 HTTP", model,
+                http_cpu)))
+            with grpc.insecure_channel(stack.grpc_target) as channel:
+                infer = GRPCInferenceServiceStub(channel).ModelInfer
+                request = pb.ModelInferRequest(model_name=model, inputs=[pb.ModelInferRequest.InferInputTensor(
+                    name="text", datatype="BYTES", shape=[1],
+                    contents=pb.InferTensorContents(bytes_contents=[texts[0].encode()]))])
+                rows.append(batched(stack, name, lambda: bench_grpc(
+                    lambda: infer(request, timeout=30), 64, 1, args.duration, model, grpc_cpu, name="V2 gRPC")))
+
             print(f"== {model}: naive Flask + model.predict", flush=True)
             naive = stack.start_naive(version_dir)
             rows.append(bench_hey(f"{naive}/predict", {"text": texts[0]}, 16,
@@ -259,10 +277,13 @@ def headline(rows: list[dict], floor: dict) -> str:
         cost = {
             row["scenario"]: row["cpu_ms_per_request"]["gateway"] for row in rows
             if row["model"] == model and row["clients"] == 64 and row["texts_per_request"] == 1
-            and row["scenario"].startswith("gateway")
+            and (row["scenario"].startswith("gateway") or row["scenario"].startswith("V2"))
         }
         lines.append(f"{model}: gateway CPU per single-review request at 64 clients: "
-                     f"HTTP {cost['gateway HTTP']:.2f} ms, gRPC {cost['gateway gRPC']:.2f} ms")
+                     f"HTTP {cost['gateway HTTP']:.2f} ms, gRPC {cost['gateway gRPC']:.2f} ms; "
+                     f"Open Inference Protocol HTTP {cost['V2 HTTP']:.2f} ms "
+                     f"({cost['V2 HTTP'] / cost['gateway HTTP'] - 1:+.0%}), "
+                     f"gRPC {cost['V2 gRPC']:.2f} ms ({cost['V2 gRPC'] / cost['gateway gRPC'] - 1:+.0%})")
     return "\n".join(lines)
 
 

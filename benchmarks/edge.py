@@ -14,10 +14,6 @@ the service (the gateway must sit behind a buffering proxy: this is why).
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from harness.processes import ROOT, free_port, responds, wait_until
+from harness.local_stack import local_stack
+from harness.processes import wait_until
 from harness.slow_clients import NormalClient, SlowClients
 
 SLOW_CONNECTIONS = 300
@@ -74,29 +71,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the two paths")
     args = parser.parse_args()
 
-    ports = {name: free_port() for name in
-             ("HTTP_PORT", "GATEWAY_HTTP_PORT", "GRPC_PORT", "MODEL_SERVER_PORT", "MODEL_SERVER_REST_PORT")}
-    with tempfile.TemporaryDirectory() as run_dir:
-        env = {**os.environ, **{name: str(port) for name, port in ports.items()},
-               "MODELS_DIR": str(args.models_dir.resolve()), "RUN_DIR": run_dir, "PY": sys.executable}
-        stack = subprocess.Popen(["bash", "deploy/local/run.sh"], cwd=ROOT, env=env, start_new_session=True,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        targets = {"edge (nginx) -> gateway": ports["HTTP_PORT"], "gateway directly": ports["GATEWAY_HTTP_PORT"]}
-        try:
-            wait_until(responds(f"http://127.0.0.1:{ports['HTTP_PORT']}/readyz"), 120, "make run's stack")
-            for port in targets.values():
-                closed_loop(predict_url(port), 4, 2)  # warm both paths
-            results: dict[tuple[str, int], tuple[list[float], int]] = {}
-            for _ in range(args.rounds):
-                for clients in (1, 16):
-                    for name, port in targets.items():
-                        latencies, errors = closed_loop(predict_url(port), clients, args.duration)
-                        kept, failed = results.get((name, clients), ([], 0))
-                        results[(name, clients)] = (kept + latencies, failed + errors)
-            under_slow_clients = {name: beside_slow_clients(port, args.duration) for name, port in targets.items()}
-        finally:
-            os.killpg(stack.pid, signal.SIGTERM)
-            stack.wait(30)
+    with tempfile.TemporaryDirectory() as run_dir, local_stack(args.models_dir.resolve(), Path(run_dir)) as stack:
+        targets = {"edge (nginx) -> gateway": stack.edge_port, "gateway directly": stack.gateway_port}
+        for port in targets.values():
+            closed_loop(predict_url(port), 4, 2)  # warm both paths
+        results: dict[tuple[str, int], tuple[list[float], int]] = {}
+        for _ in range(args.rounds):
+            for clients in (1, 16):
+                for name, port in targets.items():
+                    latencies, errors = closed_loop(predict_url(port), clients, args.duration)
+                    kept, failed = results.get((name, clients), ([], 0))
+                    results[(name, clients)] = (kept + latencies, failed + errors)
+        under_slow_clients = {name: beside_slow_clients(port, args.duration) for name, port in targets.items()}
 
     seconds = args.duration * args.rounds
     print(f"{'path':<26} {'clients':>7} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")

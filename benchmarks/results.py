@@ -36,12 +36,17 @@ def _module() -> str:
     return name.removesuffix(".__main__")
 
 
+# Read when the benchmark starts: the code it measures, even if the tree changes meanwhile.
+_STARTED_AT = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+_STARTED_ON = _commit()
+
+
 def save(path: Path, results: Any) -> None:
     """Write ``results`` as JSON under a header naming the run."""
     path.parent.mkdir(parents=True, exist_ok=True)
     document = {
-        "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": _commit(),
+        "measured_at": _STARTED_AT,
+        "commit": _STARTED_ON,
         "command": " ".join(["python -m", _module(), *sys.argv[1:]]),
         "results": results,
     }

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.local_stack import LocalStack, local_stack as start_local_stack
 from harness.processes import (
     IMDB_TARBALL,
     RT_POLARITY_TARBALL,
@@ -79,3 +80,10 @@ def grpc_gateway(gateway, model_server, models_dir) -> Iterator[Listening]:
     server = start_grpc_gateway(model_server.address, models_dir, gateway.metrics_dir, gateway.metrics_dir.parent)
     yield server
     server.process.stop()
+
+
+@pytest.fixture(scope="session")
+def local_stack(models_dir, tmp_path_factory) -> Iterator[LocalStack]:
+    """`make run`'s stack, by its own script: the edge in front of the gateway."""
+    with start_local_stack(models_dir, tmp_path_factory.mktemp("run")) as stack:
+        yield stack

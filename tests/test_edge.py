@@ -4,21 +4,14 @@ the edge is measured by `python -m benchmarks.edge`.)"""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
 
-from harness.processes import ROOT, free_port, wait_until
+from harness.processes import ROOT, wait_until
 from harness.slow_clients import HTTP2_HEAD, NormalClient, SlowClients
 from serving.client import SentimentClient
 
@@ -26,67 +19,6 @@ SLOW_CONNECTIONS = 300
 TRICKLE_SECONDS = 3  # one body byte per interval: longer than the edge's body timeout
 EDGE_BODY_TIMEOUT_SECONDS = int(re.search(r"client_body_timeout (\d+)s;",
                                           (ROOT / "deploy" / "edge" / "nginx.conf").read_text())[1])
-
-
-@dataclass
-class LocalStack:
-    process: subprocess.Popen
-    edge_port: int
-    gateway_port: int
-    grpc_port: int
-    run_dir: Path
-
-    @property
-    def edge(self) -> str:
-        return f"http://127.0.0.1:{self.edge_port}"
-
-    @property
-    def gateway(self) -> str:
-        return f"http://127.0.0.1:{self.gateway_port}"
-
-    def http_server_pids(self) -> list[int]:
-        """The gateway's HTTP server (serving.gateway.http_server) and its worker processes."""
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if (os.getpgid(int(entry.name)) == self.process.pid
-                            and b"serving.gateway.http_server" in (entry / "cmdline").read_bytes()):
-                        workers = subprocess.run(["pgrep", "-P", entry.name], capture_output=True, text=True)
-                        return [int(entry.name), *map(int, workers.stdout.split())]
-                except (OSError, ProcessLookupError):
-                    continue
-        raise AssertionError("the gateway's HTTP server is not running")
-
-    def http_server_footprint(self) -> tuple[int, int]:
-        """Open file descriptors and resident kB of the HTTP server and its workers."""
-        fds = rss = 0
-        for pid in self.http_server_pids():
-            fds += len(os.listdir(f"/proc/{pid}/fd"))
-            status = Path(f"/proc/{pid}/status").read_text()
-            rss += int(status.split("VmRSS:")[1].split()[0])
-        return fds, rss
-
-
-@pytest.fixture(scope="module")
-def local_stack(models_dir, tmp_path_factory) -> Iterator[LocalStack]:
-    run_dir = tmp_path_factory.mktemp("run")
-    ports = {name: free_port() for name in
-             ("HTTP_PORT", "GATEWAY_HTTP_PORT", "GRPC_PORT", "MODEL_SERVER_PORT", "MODEL_SERVER_REST_PORT")}
-    env = {**os.environ, **{name: str(port) for name, port in ports.items()},
-           "MODELS_DIR": str(models_dir), "RUN_DIR": str(run_dir), "PY": sys.executable}
-    process = subprocess.Popen(["bash", "deploy/local/run.sh"], cwd=ROOT, env=env, start_new_session=True,
-                               stdout=(run_dir / "run.log").open("wb"), stderr=subprocess.STDOUT)
-    stack = LocalStack(process, ports["HTTP_PORT"], ports["GATEWAY_HTTP_PORT"], ports["GRPC_PORT"], run_dir)
-    try:
-        wait_until(lambda: requests.get(f"{stack.edge}/readyz", timeout=2).ok, 120, f"make run's stack ({run_dir})")
-        yield stack
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_the_edge_serves_the_api_and_answers_its_own_errors_in_the_gateway_shape(local_stack):

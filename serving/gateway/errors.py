@@ -66,3 +66,26 @@ class ModelServerFailure(GatewayError):
     http_status = 502
     grpc_code = grpc.StatusCode.INTERNAL
     code = "model_server_error"
+
+
+# Every error code a client can meet, with its HTTP status and meaning: the generated
+# OpenAPI document lists them, and a test keeps this table, the classes above, the HTTP
+# app's own codes and the edge's answers in step.
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    "invalid_input": (400, "the body is not a valid request; the message names the field and the problem"),
+    "incomplete_body": (400, "the connection closed before the whole body arrived"),
+    "bad_request": (400, "the HTTP request itself is malformed"),
+    "not_found": (404, "no such route"),
+    "model_not_found": (404, "unknown model, or a version the model server does not have"),
+    "method_not_allowed": (405, "the route does not take this method"),
+    "request_timeout": (408, "the edge closed a request whose headers or body did not arrive in time"),
+    "payload_too_large": (413, "too many texts, a text too long, or a body over the size limit"),
+    "unsupported_media_type": (415, "the body is not sent as application/json"),
+    "no_known_words": (422, "a text has no word in the model's vocabulary (only when the gateway refuses them)"),
+    "too_many_requests": (429, "too many predictions in progress in this gateway process; retry after Retry-After"),
+    "internal_error": (500, "a failure of the gateway itself; it was logged"),
+    "model_server_error": (502, "the model server answered with an unexpected error"),
+    "model_server_unavailable": (503, "the model server is down, overloaded or restarting; retry after Retry-After"),
+    "gateway_unavailable": (503, "the edge cannot reach the gateway; retry after Retry-After"),
+    "model_server_timeout": (504, "the model server did not answer in time"),
+}

@@ -16,32 +16,20 @@ import threading
 from concurrent import futures
 
 import grpc
-from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sentiment.v1 import sentiment_pb2
 
 from serving.gateway import metrics
 from serving.gateway.core import Prediction, SentimentService
-from serving.gateway.errors import GatewayError, InvalidInput, ModelServerTimeout
+from serving.gateway.grpc_methods import call_timeout, decode, generic_handler, observe
+from serving.gateway.open_inference_grpc import SERVICE_NAME as OPEN_INFERENCE_SERVICE
+from serving.gateway.open_inference_grpc import OpenInferenceServicer
 from serving.gateway.settings import Settings
 from serving.termination import TerminationSignal
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = sentiment_pb2.DESCRIPTOR.services_by_name["SentimentService"].full_name
-# A call needs at least this much of the client's deadline left to be worth starting.
-MIN_USEFUL_SECONDS = 0.005
-
-
-def decode(message_type: type[Message], raw: bytes) -> Message:
-    """Parse a request ourselves: gRPC's own deserializer would answer INTERNAL, while
-    a malformed request is the client's error."""
-    try:
-        return message_type.FromString(raw)
-    except DecodeError as error:
-        raise InvalidInput(f"malformed request: {error}") from None
-
-
 def as_message(prediction: Prediction) -> sentiment_pb2.Prediction:
     fields = prediction.to_json()
     fields.pop("explanation", None)
@@ -60,34 +48,13 @@ class SentimentServicer:
         self._service = service
 
     def _observe(self, method: str, context: grpc.ServicerContext, call):
-        """Run ``call(labels)``; ``labels["model"]`` may be set by it once the request is decoded."""
-        route = f"/{SERVICE_NAME}/{method}"
-        code = grpc.StatusCode.OK
-        labels = {"model": ""}
-        in_flight = metrics.IN_FLIGHT.labels("grpc").track_inprogress()
-        with in_flight, metrics.REQUEST_DURATION.labels("grpc", route).time():
-            try:
-                return call(labels)
-            except GatewayError as error:
-                code = error.grpc_code
-                context.abort(code, error.message)
-            except Exception:  # a bug, not the client's doing: logged here, never shown to the client
-                code = grpc.StatusCode.INTERNAL
-                log.exception("%s failed", route)
-                context.abort(code, "internal error")
-            finally:
-                metrics.REQUESTS.labels("grpc", route, labels["model"], code.name).inc()
+        return observe(f"/{SERVICE_NAME}/{method}", context, call)
 
     def Predict(self, raw: bytes, context) -> sentiment_pb2.PredictResponse:  # noqa: N802 (gRPC method name)
         def call(labels: dict[str, str]):
             request = decode(sentiment_pb2.PredictRequest, raw)
             labels["model"] = self._service.model_label(request.model)
-            remaining = context.time_remaining()
-            timeout = self._service.settings.rpc_timeout_seconds
-            if remaining is not None:
-                if remaining < MIN_USEFUL_SECONDS:
-                    raise ModelServerTimeout("the client's deadline left no time for the model call")
-                timeout = min(timeout, remaining)
+            timeout = call_timeout(self._service, context)
             predictions = self._service.predict(
                 list(request.texts), request.model or None, request.version or None,
                 transport="grpc", timeout=timeout,
@@ -111,13 +78,9 @@ class SentimentServicer:
         return self._observe("ListModels", context, call)
 
     def handler(self) -> grpc.GenericRpcHandler:
-        methods = {
+        return generic_handler(SERVICE_NAME, {
             "Predict": (self.Predict, sentiment_pb2.PredictResponse),
             "ListModels": (self.ListModels, sentiment_pb2.ListModelsResponse),
-        }
-        return grpc.method_handlers_generic_handler(SERVICE_NAME, {
-            name: grpc.unary_unary_rpc_method_handler(method, response_serializer=response.SerializeToString)
-            for name, (method, response) in methods.items()
         })
 
 
@@ -140,13 +103,13 @@ def build_server(settings: Settings, service: SentimentService) -> tuple[grpc.Se
         futures.ThreadPoolExecutor(max_workers=settings.grpc_max_workers),
         options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)],
     )
-    server.add_generic_rpc_handlers((SentimentServicer(service).handler(),))
+    server.add_generic_rpc_handlers((SentimentServicer(service).handler(), OpenInferenceServicer(service).handler()))
     health_servicer = health.HealthServicer()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, OPEN_INFERENCE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     return server, health_servicer, port

@@ -1,11 +1,14 @@
 """The HTTP API (Flask). Routes:
 
-    POST /v1/sentiment   {"text": "..."} or {"texts": [...]}, optional "model", "version"
+    POST /v1/sentiment   {"text": "..."} or {"texts": [...]}, optional "model", "version",
+                         "explain", "explain_top_k"
     GET  /v1/models      served models, versions and states
     GET  /healthz        liveness: the process answers
     GET  /readyz         readiness: model server reachable, every model AVAILABLE
     GET  /metrics        Prometheus metrics
-    GET  /openapi.yaml   the OpenAPI document of this API
+    GET  /openapi.yaml   the OpenAPI document of this API, from the running settings (also .json)
+    GET  /docs           interactive API documentation (Swagger UI, packaged)
+    GET  /               the demo page (static/, the public API only)
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from importlib import resources
 
-from flask import Flask, Response, g, jsonify, request
+import yaml
+from flask import Flask, Response, g, jsonify, request, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 
 from serving.gateway import metrics
 from serving.gateway.whole_body import WholeBody
 from serving.gateway.core import SentimentService
 from serving.gateway.errors import GatewayError, InvalidInput
+from serving.gateway.open_inference_http import open_inference_blueprint
+from serving.gateway.openapi import openapi_document
 from serving.gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,7 +111,6 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
-    openapi = resources.files("serving.gateway").joinpath("openapi.yaml").read_text("utf-8")
 
     @app.before_request
     def start_timer() -> None:
@@ -183,9 +188,34 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
         body, content_type = metrics.exposition()
         return Response(body, content_type=content_type)
 
-    @app.get("/openapi.yaml")
-    def openapi_document() -> Response:
-        return Response(openapi, mimetype="application/yaml")
+    def current_openapi() -> dict:
+        try:
+            models = service.list_models()
+        except GatewayError:  # the model server is away: the document without today's versions
+            models = None
+        return openapi_document(settings, models)
 
+    @app.get("/openapi.yaml")
+    def openapi_yaml() -> Response:
+        return Response(yaml.safe_dump(current_openapi(), sort_keys=False, allow_unicode=True),
+                        mimetype="application/yaml")
+
+    @app.get("/openapi.json")
+    def openapi_json() -> Response:
+        return jsonify(current_openapi())
+
+    @app.get("/")
+    def demo_page() -> Response:
+        return app.send_static_file("demo.html")
+
+    @app.get("/docs")
+    def api_docs() -> Response:
+        return app.send_static_file("docs.html")
+
+    @app.get("/docs/assets/<path:name>")
+    def swagger_ui_asset(name: str) -> Response:
+        return send_from_directory(swagger_ui_path, name)
+
+    app.register_blueprint(open_inference_blueprint(service, decode_json))
     app.wsgi_app = WholeBody(app.wsgi_app, settings.max_body_bytes)
     return app

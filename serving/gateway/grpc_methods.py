@@ -1,0 +1,65 @@
+"""What every gRPC service of the gateway shares: requests parsed by the gateway itself,
+each call measured and its gateway errors answered with their gRPC status."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from serving.gateway import metrics
+from serving.gateway.core import SentimentService
+from serving.gateway.errors import GatewayError, InvalidInput, ModelServerTimeout
+
+log = logging.getLogger(__name__)
+# A call needs at least this much of the client's deadline left to be worth starting.
+MIN_USEFUL_SECONDS = 0.005
+
+
+def decode(message_type: type[Message], raw: bytes) -> Message:
+    """Parse a request ourselves: gRPC's own deserializer would answer INTERNAL, while
+    a malformed request is the client's error."""
+    try:
+        return message_type.FromString(raw)
+    except DecodeError as error:
+        raise InvalidInput(f"malformed request: {error}") from None
+
+
+def observe(route: str, context: grpc.ServicerContext, call):
+    """Run ``call(labels)`` as the gRPC method ``route``, measured, with gateway errors
+    answered by their status; ``labels["model"]`` may be set by ``call`` once it knows it."""
+    code = grpc.StatusCode.OK
+    labels = {"model": ""}
+    in_flight = metrics.IN_FLIGHT.labels("grpc").track_inprogress()
+    with in_flight, metrics.REQUEST_DURATION.labels("grpc", route).time():
+        try:
+            return call(labels)
+        except GatewayError as error:
+            code = error.grpc_code
+            context.abort(code, error.message)
+        except Exception:  # a bug, not the client's doing: logged here, never shown to the client
+            code = grpc.StatusCode.INTERNAL
+            log.exception("%s failed", route)
+            context.abort(code, "internal error")
+        finally:
+            metrics.REQUESTS.labels("grpc", route, labels["model"], code.name).inc()
+
+
+def call_timeout(service: SentimentService, context: grpc.ServicerContext) -> float:
+    """The model call's deadline: the gateway's, or less when the client's deadline is nearer."""
+    remaining = context.time_remaining()
+    timeout = service.settings.rpc_timeout_seconds
+    if remaining is not None:
+        if remaining < MIN_USEFUL_SECONDS:
+            raise ModelServerTimeout("the client's deadline left no time for the model call")
+        timeout = min(timeout, remaining)
+    return timeout
+
+
+def generic_handler(service_name: str, methods: dict) -> grpc.GenericRpcHandler:
+    """``methods``: name -> (handler taking the raw request bytes, response message type)."""
+    return grpc.method_handlers_generic_handler(service_name, {
+        name: grpc.unary_unary_rpc_method_handler(method, response_serializer=response.SerializeToString)
+        for name, (method, response) in methods.items()
+    })

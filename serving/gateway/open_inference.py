@@ -1,0 +1,137 @@
+"""The Open Inference Protocol ("V2") over the gateway's shared core.
+
+A V2 request carries raw review text as a BYTES tensor named ``text`` (shape ``[n]`` or
+``[n, 1]``, like MLServer's ``str`` codec); the answer has up to three outputs, one
+element per text. This module holds what the REST and gRPC flavours share: the model
+metadata, the checks of an input tensor, the outputs and their binary form. Both
+flavours then call ``SentimentService.predict``: the same limits, coalescing, metrics
+and errors as ``sentiment.v1``, no second request path.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from serving.gateway.core import AVAILABLE, Prediction, SentimentService
+from serving.gateway.errors import InvalidInput, ModelNotFound
+
+INPUT_NAME = "text"
+# Output name -> V2 datatype, in the order the outputs are returned.
+OUTPUTS = {"positive_probability": "FP32", "label": "BYTES", "num_tokens": "INT32"}
+PLATFORM = "tensorflow_savedmodel"
+SERVER_NAME = "sentiment-gateway"
+
+
+@dataclass(frozen=True)
+class OutputTensor:
+    name: str
+    datatype: str
+    values: list  # float, str or int per text
+
+    @property
+    def shape(self) -> list[int]:
+        return [len(self.values)]
+
+
+def model_version(text: str) -> int | None:
+    """A V2 ``model_version`` ("" = the newest available) as the core's version."""
+    if text == "":
+        return None
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise InvalidInput(f"model_version must be a positive whole number, got {text!r}")
+    return int(text)
+
+
+def check_model(service: SentimentService, model: str) -> str:
+    """The served name of the public ``model``; ModelNotFound for any other name."""
+    if model not in service.settings.models:
+        raise ModelNotFound(f"unknown model {model!r}; choose one of {sorted(service.settings.models)}")
+    return service.settings.models[model]
+
+
+def model_metadata(service: SentimentService, model: str, version: str = "") -> dict:
+    name = check_model(service, model)
+    available = [str(v) for v, state in service.client.version_states(name).items() if state == AVAILABLE]
+    if version and version not in available:
+        raise ModelNotFound(f"model {model!r} has no available version {version!r}")
+    return {
+        "name": model,
+        "versions": [version] if version else available,
+        "platform": PLATFORM,
+        "inputs": [{"name": INPUT_NAME, "datatype": "BYTES", "shape": [-1]}],
+        "outputs": [{"name": output, "datatype": datatype, "shape": [-1]} for output, datatype in OUTPUTS.items()],
+    }
+
+
+def model_ready(service: SentimentService, model: str, version: str = "") -> bool:
+    name = check_model(service, model)
+    states = service.client.version_states(name)
+    if version:
+        return states.get(int(version) if version.isdigit() else -1) == AVAILABLE
+    return AVAILABLE in states.values()
+
+
+def check_input(inputs: Sequence[tuple[str, str, Sequence[int]]]) -> None:
+    """``inputs`` as (name, datatype, shape): exactly one BYTES tensor ``text`` of shape [n] or [n, 1]."""
+    if len(inputs) != 1:
+        raise InvalidInput(f"expected one input tensor {INPUT_NAME!r}, got {len(inputs)}")
+    name, datatype, shape = inputs[0]
+    if name != INPUT_NAME:
+        raise InvalidInput(f"unknown input {name!r}; the input is {INPUT_NAME!r}")
+    if datatype != "BYTES":
+        raise InvalidInput(f"input {INPUT_NAME!r} must have datatype BYTES (the review texts), got {datatype!r}")
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)) or shape[0] < 0:
+        raise InvalidInput(f"input {INPUT_NAME!r} must have shape [n] or [n, 1], got {list(shape)}")
+
+
+def check_element_count(shape: Sequence[int], count: int) -> None:
+    if shape[0] != count:
+        raise InvalidInput(f"input {INPUT_NAME!r} has shape {list(shape)} but {count} elements")
+
+
+def selected_outputs(names: Sequence[str]) -> list[str]:
+    """The requested outputs in the order asked (all when none is named)."""
+    for name in names:
+        if name not in OUTPUTS:
+            raise InvalidInput(f"unknown output {name!r}; the outputs are {', '.join(OUTPUTS)}")
+    return list(dict.fromkeys(names)) or list(OUTPUTS)
+
+
+def outputs(predictions: list[Prediction], names: list[str]) -> list[OutputTensor]:
+    return [OutputTensor(name, OUTPUTS[name], [getattr(p, name) for p in predictions]) for name in names]
+
+
+def decode_text(element: bytes, index: int) -> str:
+    try:
+        return element.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"element {index} of input {INPUT_NAME!r} is not UTF-8 text") from None
+
+
+def split_raw_bytes(raw: bytes) -> list[bytes]:
+    """The elements of a BYTES tensor in the protocol's binary form: each a 4-byte
+    little-endian length, then that many bytes."""
+    elements, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise InvalidInput(f"raw input {INPUT_NAME!r} ends inside an element's length prefix")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise InvalidInput(f"raw input {INPUT_NAME!r}: an element of {length} bytes runs past the data")
+        elements.append(raw[offset:offset + length])
+        offset += length
+    return elements
+
+
+def raw_bytes(tensor: OutputTensor) -> bytes:
+    """``tensor``'s data in the protocol's binary form."""
+    if tensor.datatype == "BYTES":
+        encoded = [value.encode("utf-8") for value in tensor.values]
+        return b"".join(struct.pack("<I", len(value)) + value for value in encoded)
+    dtype = {"FP32": "<f4", "INT32": "<i4"}[tensor.datatype]
+    return np.asarray(tensor.values, dtype=dtype).tobytes()

@@ -1,0 +1,119 @@
+"""The Open Inference Protocol's gRPC flavour (``inference.GRPCInferenceService``) on the
+gateway's gRPC port, beside ``sentiment.v1``.
+
+Texts arrive in ``contents.bytes_contents`` or in ``raw_input_contents``; outputs go back
+in ``raw_output_contents`` (the binary form, as Triton answers, which every V2 client
+reads), one entry per output in the order of ``outputs``.
+"""
+
+from __future__ import annotations
+
+import grpc
+from sentiment.openinference import open_inference_grpc_pb2 as pb
+
+from serving.gateway import open_inference as v2
+from serving.gateway.core import SentimentService
+from serving.gateway.errors import InvalidInput
+from serving.gateway.grpc_methods import call_timeout, decode, generic_handler, observe
+from serving.gateway.open_inference_http import server_version
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+
+
+def request_texts(request: pb.ModelInferRequest) -> list[str]:
+    v2.check_input([(t.name, t.datatype, list(t.shape)) for t in request.inputs])
+    tensor = request.inputs[0]
+    if request.raw_input_contents:
+        if len(request.raw_input_contents) != 1:
+            raise InvalidInput(f"expected 1 raw_input_contents entry (one per input), "
+                               f"got {len(request.raw_input_contents)}")
+        if tensor.contents.bytes_contents:
+            raise InvalidInput(f"input {v2.INPUT_NAME!r} has both contents and raw_input_contents")
+        elements = v2.split_raw_bytes(request.raw_input_contents[0])
+    else:
+        elements = list(tensor.contents.bytes_contents)
+    v2.check_element_count(tensor.shape, len(elements))
+    return [v2.decode_text(element, index) for index, element in enumerate(elements)]
+
+
+class OpenInferenceServicer:
+    """The protocol's methods; they take the raw request bytes, as ``sentiment.v1``'s do."""
+
+    def __init__(self, service: SentimentService) -> None:
+        self._service = service
+
+    def _observe(self, method: str, context: grpc.ServicerContext, call):
+        return observe(f"/{SERVICE_NAME}/{method}", context, call)
+
+    def ServerLive(self, raw: bytes, context) -> pb.ServerLiveResponse:  # noqa: N802 (gRPC method names)
+        def call(labels):
+            decode(pb.ServerLiveRequest, raw)
+            return pb.ServerLiveResponse(live=True)
+
+        return self._observe("ServerLive", context, call)
+
+    def ServerReady(self, raw: bytes, context) -> pb.ServerReadyResponse:  # noqa: N802
+        def call(labels):
+            decode(pb.ServerReadyRequest, raw)
+            return pb.ServerReadyResponse(ready=self._service.ready()[0])
+
+        return self._observe("ServerReady", context, call)
+
+    def ModelReady(self, raw: bytes, context) -> pb.ModelReadyResponse:  # noqa: N802
+        def call(labels):
+            request = decode(pb.ModelReadyRequest, raw)
+            labels["model"] = self._service.model_label(request.name)
+            return pb.ModelReadyResponse(ready=v2.model_ready(self._service, request.name, request.version))
+
+        return self._observe("ModelReady", context, call)
+
+    def ServerMetadata(self, raw: bytes, context) -> pb.ServerMetadataResponse:  # noqa: N802
+        def call(labels):
+            decode(pb.ServerMetadataRequest, raw)
+            return pb.ServerMetadataResponse(name=v2.SERVER_NAME, version=server_version(), extensions=[])
+
+        return self._observe("ServerMetadata", context, call)
+
+    def ModelMetadata(self, raw: bytes, context) -> pb.ModelMetadataResponse:  # noqa: N802
+        def call(labels):
+            request = decode(pb.ModelMetadataRequest, raw)
+            labels["model"] = self._service.model_label(request.name)
+            metadata = v2.model_metadata(self._service, request.name, request.version)
+            tensors = {side: [pb.ModelMetadataResponse.TensorMetadata(**t) for t in metadata[side]]
+                       for side in ("inputs", "outputs")}
+            return pb.ModelMetadataResponse(name=metadata["name"], versions=metadata["versions"],
+                                            platform=metadata["platform"], **tensors)
+
+        return self._observe("ModelMetadata", context, call)
+
+    def ModelInfer(self, raw: bytes, context) -> pb.ModelInferResponse:  # noqa: N802
+        def call(labels):
+            request = decode(pb.ModelInferRequest, raw)
+            labels["model"] = self._service.model_label(request.model_name)
+            v2.check_model(self._service, request.model_name)
+            version = v2.model_version(request.model_version)
+            texts = request_texts(request)
+            names = v2.selected_outputs([o.name for o in request.outputs])
+            predictions = self._service.predict(texts, request.model_name, version, transport="grpc",
+                                                timeout=call_timeout(self._service, context))
+            tensors = v2.outputs(predictions, names)
+            return pb.ModelInferResponse(
+                model_name=request.model_name,
+                model_version=str(predictions[0].model_version),
+                id=request.id,
+                outputs=[pb.ModelInferResponse.InferOutputTensor(name=t.name, datatype=t.datatype, shape=t.shape)
+                         for t in tensors],
+                raw_output_contents=[v2.raw_bytes(t) for t in tensors],
+            )
+
+        return self._observe("ModelInfer", context, call)
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return generic_handler(SERVICE_NAME, {
+            "ServerLive": (self.ServerLive, pb.ServerLiveResponse),
+            "ServerReady": (self.ServerReady, pb.ServerReadyResponse),
+            "ModelReady": (self.ModelReady, pb.ModelReadyResponse),
+            "ServerMetadata": (self.ServerMetadata, pb.ServerMetadataResponse),
+            "ModelMetadata": (self.ModelMetadata, pb.ModelMetadataResponse),
+            "ModelInfer": (self.ModelInfer, pb.ModelInferResponse),
+        })
