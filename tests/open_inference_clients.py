@@ -23,11 +23,12 @@ OUTPUTS = ("positive_probability", "label", "num_tokens")
 
 
 def failure(call: Callable[[], object]) -> dict:
+    """The error ``call`` raised, or what it returned."""
     try:
-        call()
+        answer = call()
     except InferenceServerException as error:
         return {"status": str(error.status()), "message": error.message()}
-    return {"status": "no error"}
+    return {"status": "no error", "answer": answer if isinstance(answer, bool) else None}
 
 
 def as_lists(result, names) -> dict:
@@ -38,61 +39,64 @@ def as_lists(result, names) -> dict:
     return values
 
 
-def http_calls(url: str, texts: list[str]) -> dict:
-    client = httpclient.InferenceServerClient(url)
+def tensor_data(batch: list[str], datatype: str) -> np.ndarray:
+    """The texts as a BYTES tensor, or (to be refused) numbers of another datatype."""
+    if datatype == "BYTES":
+        return np.array([t.encode() for t in batch], dtype=np.object_)
+    return np.ones(len(batch), dtype=np.float32)
 
-    def infer(batch: list[str], model: str = "lstm", datatype: str = "BYTES", outputs=OUTPUTS):
-        data = np.array([t.encode() for t in batch], dtype=np.object_) if datatype == "BYTES" else \
-            np.ones(len(batch), dtype=np.float32)
-        tensor = httpclient.InferInput("text", [len(batch)], datatype)
-        tensor.set_data_from_numpy(data, binary_data=False)
-        requested = [httpclient.InferRequestedOutput(name, binary_data=False) for name in outputs]
-        return client.infer(model, [tensor], outputs=requested, request_id="interop-1")
 
-    one = infer(texts[:1])
-    many = infer((texts * 64)[:64])
+def calls(client, infer, response_field, texts: list[str]) -> dict:
+    """The same questions through either flavour; ``infer(batch, model, datatype, outputs)``."""
+    one = infer(texts[:1], "lstm", "BYTES", OUTPUTS)
+    many = infer((texts * 64)[:64], "lstm", "BYTES", OUTPUTS)
     return {
         "live": client.is_server_live(),
         "ready": client.is_server_ready(),
         "model_ready": client.is_model_ready("lstm"),
-        "unknown_model_ready": client.is_model_ready("gru"),
-        "metadata": client.get_model_metadata("lstm"),
-        "one": {"id": one.get_response()["id"], "version": one.get_response()["model_version"],
+        "unknown_model_ready": failure(lambda: client.is_model_ready("gru")),
+        "one": {"id": response_field(one, "id"), "version": response_field(one, "model_version"),
                 **as_lists(one, OUTPUTS)},
         "many": as_lists(many, OUTPUTS),
-        "label_only": [o["name"] for o in infer(texts[:1], outputs=("label",)).get_response()["outputs"]],
-        "all_texts": as_lists(infer(texts), ("positive_probability",))["positive_probability"],
-        "wrong_datatype": failure(lambda: infer(texts[:1], datatype="FP32")),
-        "unknown_model": failure(lambda: infer(texts[:1], model="gru")),
+        "label_only": [response_field(output, "name") for output in
+                       response_field(infer(texts[:1], "lstm", "BYTES", ("label",)), "outputs")],
+        "all_texts": as_lists(infer(texts, "lstm", "BYTES", OUTPUTS), ("positive_probability",))[
+            "positive_probability"],
+        "wrong_datatype": failure(lambda: infer(texts[:1], "lstm", "FP32", OUTPUTS)),
+        "unknown_model": failure(lambda: infer(texts[:1], "gru", "BYTES", OUTPUTS)),
     }
+
+
+def http_calls(url: str, texts: list[str]) -> dict:
+    client = httpclient.InferenceServerClient(url)
+
+    def infer(batch, model, datatype, outputs):
+        tensor = httpclient.InferInput("text", [len(batch)], datatype)
+        tensor.set_data_from_numpy(tensor_data(batch, datatype), binary_data=False)
+        requested = [httpclient.InferRequestedOutput(name, binary_data=False) for name in outputs]
+        return client.infer(model, [tensor], outputs=requested, request_id="interop-1")
+
+    def field(result_or_output, name):
+        found = result_or_output if isinstance(result_or_output, dict) else result_or_output.get_response()
+        return found[name]
+
+    return {**calls(client, infer, field, texts), "metadata": client.get_model_metadata("lstm")}
 
 
 def grpc_calls(target: str, texts: list[str]) -> dict:
     client = grpcclient.InferenceServerClient(target)
 
-    def infer(batch: list[str], model: str = "lstm", datatype: str = "BYTES", outputs=OUTPUTS):
-        data = np.array([t.encode() for t in batch], dtype=np.object_) if datatype == "BYTES" else \
-            np.ones(len(batch), dtype=np.float32)
+    def infer(batch, model, datatype, outputs):
         tensor = grpcclient.InferInput("text", [len(batch)], datatype)
-        tensor.set_data_from_numpy(data)  # sent as raw_input_contents, the protocol's binary form
+        tensor.set_data_from_numpy(tensor_data(batch, datatype))  # sent as raw_input_contents
         requested = [grpcclient.InferRequestedOutput(name) for name in outputs]
         return client.infer(model, [tensor], outputs=requested, request_id="interop-2")
 
-    one = infer(texts[:1])
-    many = infer((texts * 64)[:64])
-    metadata = client.get_model_metadata("lstm", as_json=True)
-    return {
-        "live": client.is_server_live(),
-        "ready": client.is_server_ready(),
-        "model_ready": client.is_model_ready("lstm"),
-        "metadata": metadata,
-        "one": {"id": one.get_response().id, "version": one.get_response().model_version, **as_lists(one, OUTPUTS)},
-        "many": as_lists(many, OUTPUTS),
-        "label_only": [o.name for o in infer(texts[:1], outputs=("label",)).get_response().outputs],
-        "all_texts": as_lists(infer(texts), ("positive_probability",))["positive_probability"],
-        "wrong_datatype": failure(lambda: infer(texts[:1], datatype="FP32")),
-        "unknown_model": failure(lambda: infer(texts[:1], model="gru")),
-    }
+    def field(result_or_output, name):
+        found = result_or_output.get_response() if hasattr(result_or_output, "get_response") else result_or_output
+        return getattr(found, name)
+
+    return {**calls(client, infer, field, texts), "metadata": client.get_model_metadata("lstm", as_json=True)}
 
 
 if __name__ == "__main__":

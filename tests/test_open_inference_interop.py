@@ -59,8 +59,10 @@ def test_errors_reach_tritonclient_with_their_status_and_message(answers, flavou
     assert "must have datatype BYTES" in answer["wrong_datatype"]["message"]
     assert answer["unknown_model"]["status"] == unknown_model
     assert "unknown model 'gru'" in answer["unknown_model"]["message"]
-    if flavour == "http":
-        assert answer["unknown_model_ready"] is False
+    # REST answers 404, which tritonclient's HTTP flavour reads as "not ready"; gRPC NOT_FOUND.
+    assert answer["unknown_model_ready"] == ({"status": "no error", "answer": False} if flavour == "http" else
+                                             {"status": unknown_model, "message": "unknown model 'gru'; "
+                                              "choose one of ['lstm', 'simple_rnn']"})
 
 
 def test_v2_and_sentiment_v1_give_the_same_probabilities(answers, gateway, grpc_gateway):
