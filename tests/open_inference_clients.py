@@ -35,7 +35,8 @@ def as_lists(result, names) -> dict:
     values = {}
     for name in names:
         array = result.as_numpy(name)
-        values[name] = [v.decode() if isinstance(v, bytes) else v.item() for v in array.reshape(-1)]
+        values[name] = [v.decode() if isinstance(v, bytes) else v if isinstance(v, str) else v.item()
+                        for v in array.reshape(-1)]
     return values
 
 

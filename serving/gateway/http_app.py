@@ -93,7 +93,7 @@ def parse_prediction_request(body: object) -> PredictionRequest:
     if not isinstance(explain, bool):
         raise InvalidInput(f"'explain' must be true or false, got {_json_type(explain)}")
     top_k = body.get("explain_top_k")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)):
+    if "explain_top_k" in body and (isinstance(top_k, bool) or not isinstance(top_k, int)):
         raise InvalidInput(f"'explain_top_k' must be a whole number, got {_json_type(top_k)}")
     if top_k is not None and not explain:
         raise InvalidInput("'explain_top_k' needs 'explain': true")

@@ -55,6 +55,7 @@ def check_model(service: SentimentService, model: str) -> str:
 
 def model_metadata(service: SentimentService, model: str, version: str = "") -> dict:
     name = check_model(service, model)
+    model_version(version)
     available = [str(v) for v, state in service.client.version_states(name).items() if state == AVAILABLE]
     if version and version not in available:
         raise ModelNotFound(f"model {model!r} has no available version {version!r}")
@@ -69,10 +70,19 @@ def model_metadata(service: SentimentService, model: str, version: str = "") -> 
 
 def model_ready(service: SentimentService, model: str, version: str = "") -> bool:
     name = check_model(service, model)
+    wanted = model_version(version)
     states = service.client.version_states(name)
-    if version:
-        return states.get(int(version) if version.isdigit() else -1) == AVAILABLE
-    return AVAILABLE in states.values()
+    if wanted is None:
+        return AVAILABLE in states.values()
+    if wanted not in states:
+        raise ModelNotFound(f"model {model!r} has no version {wanted}")
+    return states[wanted] == AVAILABLE
+
+
+def check_parameters(fields: dict, where: str) -> None:
+    """The protocol's ``parameters`` of a JSON object, when given, are an object (none is used here)."""
+    if "parameters" in fields and not isinstance(fields["parameters"], dict):
+        raise InvalidInput(f"'parameters' of {where} must be an object")
 
 
 def check_input(inputs: Sequence[tuple[str, str, Sequence[int]]]) -> None:

@@ -33,8 +33,8 @@ def _error(status: int, message: str, retry_after: int | None = None) -> Respons
     return response
 
 
-def _status(ok: bool) -> Response:
-    return Response(status=200 if ok else 503)
+def _status(ok: bool, not_ok: int = 503) -> Response:
+    return Response(status=200 if ok else not_ok)
 
 
 def _texts(tensor: dict) -> list:
@@ -52,8 +52,10 @@ def parse_infer_request(body: object) -> tuple[list, list[str], str | None]:
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not all(isinstance(tensor, dict) for tensor in inputs):
         raise InvalidInput("'inputs' must be a list of tensor objects")
+    v2.check_parameters(body, "the request")
     described = []
     for tensor in inputs:
+        v2.check_parameters(tensor, "an input")
         shape = tensor.get("shape")
         if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
             raise InvalidInput("every input needs 'shape', a list of whole numbers")
@@ -65,8 +67,10 @@ def parse_infer_request(body: object) -> tuple[list, list[str], str | None]:
     if not isinstance(requested, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
                                                   for o in requested):
         raise InvalidInput("'outputs' must be a list of objects with a 'name'")
+    for output in requested:
+        v2.check_parameters(output, "an output")
     request_id = body.get("id")
-    if request_id is not None and not isinstance(request_id, str):
+    if "id" in body and not isinstance(request_id, str):
         raise InvalidInput("'id' must be a string")
     return texts, v2.selected_outputs([o["name"] for o in requested]), request_id
 
@@ -104,7 +108,8 @@ def open_inference_blueprint(service: SentimentService, decode_json) -> Blueprin
     @routes.get("/v2/models/<model>/versions/<model_version>/ready")
     def model_ready(model: str, model_version: str = "") -> Response:
         g.model = service.model_label(model)
-        return _status(v2.model_ready(service, model, model_version))
+        # A model that is not ready: 400, as Triton answers (the protocol: "a 4xx status code").
+        return _status(v2.model_ready(service, model, model_version), not_ok=400)
 
     @routes.post("/v2/models/<model>/infer")
     @routes.post("/v2/models/<model>/versions/<model_version>/infer")

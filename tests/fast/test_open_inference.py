@@ -37,12 +37,13 @@ def test_health_and_metadata_over_rest(http, model_client):
                     {"name": "num_tokens", "datatype": "INT32", "shape": [-1]}]}
     assert http.get("/v2/models/lstm/versions/2").get_json()["versions"] == ["2"]
     assert http.get("/v2/models/lstm/ready").status_code == 200
-    assert http.get("/v2/models/lstm/versions/9/ready").status_code == 503
+    assert http.get("/v2/models/lstm/versions/9/ready").status_code == 404  # no such version
     missing = http.get("/v2/models/gru")
     assert missing.status_code == 404 and "unknown model 'gru'" in missing.get_json()["error"]
     model_client.versions["imdb_simple_rnn"] = {3: "LOADING"}
     assert http.get("/v2/health/ready").status_code == 503
-    assert http.get("/v2/models/simple_rnn/ready").status_code == 503
+    assert http.get("/v2/models/simple_rnn/ready").status_code == 400  # not ready: as Triton answers
+    assert http.get("/v2/models/simple_rnn/versions/3/ready").status_code == 400
 
 
 @pytest.mark.parametrize("shape, data", [([2], [POSITIVE, NEGATIVE]), ([2, 1], [[POSITIVE], [NEGATIVE]])])
@@ -75,6 +76,9 @@ def test_rest_outputs_are_the_ones_asked_for_in_their_order_and_versions_can_be_
     ("/v2/models/lstm/infer", infer_body(["  "]), {}, 400, "texts[0] is empty"),
     ("/v2/models/lstm/infer", infer_body([POSITIVE], outputs=[{"name": "logits"}]), {}, 400, "unknown output 'logits'"),
     ("/v2/models/lstm/infer", {"inputs": "text"}, {}, 400, "'inputs' must be a list"),
+    ("/v2/models/lstm/infer", infer_body([POSITIVE], id=None), {}, 400, "'id' must be a string"),
+    ("/v2/models/lstm/infer", infer_body([POSITIVE], outputs=[{"name": "label", "parameters": [1]}]), {}, 400,
+     "'parameters' of an output must be an object"),
     ("/v2/models/lstm/infer", infer_body([POSITIVE] * 9), {}, 413, "at most 8 per request"),
     ("/v2/models/lstm/infer", infer_body([POSITIVE]), {"Inference-Header-Content-Length": "10"}, 400,
      "binary tensor data"),
@@ -160,7 +164,8 @@ def test_grpc_health_and_metadata(stub, model_client):
     assert stub.ServerLive(pb.ServerLiveRequest()).live
     assert stub.ServerReady(pb.ServerReadyRequest()).ready
     assert stub.ModelReady(pb.ModelReadyRequest(name="lstm")).ready
-    assert not stub.ModelReady(pb.ModelReadyRequest(name="lstm", version="9")).ready
+    model_client.versions["imdb_lstm"][3] = "LOADING"
+    assert not stub.ModelReady(pb.ModelReadyRequest(name="lstm", version="3")).ready
     metadata = stub.ModelMetadata(pb.ModelMetadataRequest(name="simple_rnn"))
     assert (metadata.name, list(metadata.versions), metadata.platform) == ("simple_rnn", ["1", "2"],
                                                                            "tensorflow_savedmodel")

@@ -24,7 +24,7 @@ async function loadModels() {
 }
 
 function colour(effect) {
-  const strength = Math.min(1, Math.abs(effect) * 2.5);
+  const strength = Math.min(1, Math.abs(effect) * 8);  // 12.5 points of probability: full colour
   const [r, g, b] = effect >= 0 ? [30, 150, 60] : [200, 40, 40];
   return `rgba(${r}, ${g}, ${b}, ${(0.12 + 0.75 * strength).toFixed(2)})`;
 }
