@@ -21,6 +21,20 @@ EDGE_BODY_TIMEOUT_SECONDS = int(re.search(r"client_body_timeout (\d+)s;",
                                           (ROOT / "deploy" / "edge" / "nginx.conf").read_text())[1])
 
 
+def test_metrics_stay_internal_and_request_ids_cross_the_edge(local_stack):
+    hidden = requests.get(f"{local_stack.edge}/metrics", timeout=10)
+    assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "not_found"
+    assert "sentiment_requests_total" in requests.get(f"{local_stack.gateway}/metrics", timeout=10).text
+    body = {"text": "A wonderful film."}
+    given = requests.post(f"{local_stack.edge}/v1/sentiment", json=body, headers={"X-Request-ID": "client-7"},
+                          timeout=10)
+    assert given.headers["X-Request-ID"] == "client-7"
+    made = requests.post(f"{local_stack.edge}/v1/sentiment", json=body, timeout=10).headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made)  # the edge's own id, which the gateway kept
+    wait_until(lambda: f"request_id={made}" in (local_stack.run_dir / "edge.log").read_text(), 5,
+               "the edge's access log line")
+
+
 def test_the_edge_serves_the_api_and_answers_its_own_errors_in_the_gateway_shape(local_stack):
     response = requests.post(f"{local_stack.edge}/v1/sentiment", json={"text": "A wonderful film."}, timeout=10)
     assert response.status_code == 200 and response.json()["predictions"][0]["label"] in ("positive", "negative")

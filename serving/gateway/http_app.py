@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import uuid
 from dataclasses import dataclass
 
 import yaml
@@ -47,6 +49,14 @@ def error_response(status: int, code: str, message: str, retry_after: int | None
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id(given: str | None) -> str:
+    """The client's (or the edge's) X-Request-ID when it is a plain token, else a new one."""
+    return given if given is not None and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def decode_json(raw: bytes) -> object:
@@ -115,6 +125,7 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
     @app.before_request
     def start_timer() -> None:
         g.started = time.perf_counter()
+        g.request_id = request_id(request.headers.get("X-Request-ID"))
         g.model = ""
         metrics.IN_FLIGHT.labels("http").inc()
 
@@ -123,6 +134,7 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
         route = request.url_rule.rule if request.url_rule else "unmatched"
         metrics.REQUESTS.labels("http", route, g.get("model", ""), str(response.status_code)).inc()
         metrics.REQUEST_DURATION.labels("http", route).observe(time.perf_counter() - g.get("started", 0))
+        response.headers["X-Request-ID"] = g.get("request_id") or request_id(None)
         return response
 
     @app.teardown_request
@@ -151,7 +163,7 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        log.exception("unexpected error on %s %s (request id %s)", request.method, request.path, g.get("request_id"))
         return error_response(500, "internal_error", "internal error; the failure was logged")
 
     @app.post("/v1/sentiment")

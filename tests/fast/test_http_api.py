@@ -1,6 +1,8 @@
 """The HTTP API in process (Flask's test client): parsing, validation, routing, model and
 version selection, and the error body of every failure."""
 
+import re
+
 import pytest
 from prometheus_client import generate_latest
 
@@ -148,3 +150,19 @@ def test_unknown_model_names_do_not_become_metric_labels(http):
     assert "made-up-by-a-client" not in exposition
     assert 'model="unknown",route="/v1/sentiment",transport="http"' in exposition
     assert 'code="200",model="simple_rnn",route="/v1/sentiment",transport="http"' in exposition
+
+
+@pytest.mark.parametrize("sent, echoed", [
+    ("req-42.a:b_c", True),
+    ("two words", False),  # not a plain token: replaced
+    ("x" * 129, False),
+    (None, False),
+])
+def test_every_answer_carries_a_request_id(http, sent, echoed):
+    headers = {} if sent is None else {"X-Request-ID": sent}
+    for response in (predict(http, {"text": POSITIVE}, headers=headers), http.get("/nowhere", headers=headers)):
+        answered = response.headers["X-Request-ID"]
+        if echoed:
+            assert answered == sent
+        else:
+            assert re.fullmatch(r"[0-9a-f]{32}", answered) and answered != sent
