@@ -13,6 +13,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 
 import numpy as np
 
@@ -35,6 +37,13 @@ class OutputTensor:
     @property
     def shape(self) -> list[int]:
         return [len(self.values)]
+
+
+def server_version() -> str:
+    try:
+        return package_version("sentiment-serving")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def model_version(text: str) -> int | None:

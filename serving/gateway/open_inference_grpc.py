@@ -15,7 +15,6 @@ from serving.gateway import open_inference as v2
 from serving.gateway.core import SentimentService
 from serving.gateway.errors import InvalidInput
 from serving.gateway.grpc_methods import call_timeout, decode, generic_handler, observe
-from serving.gateway.open_inference_http import server_version
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 
@@ -70,7 +69,7 @@ class OpenInferenceServicer:
     def ServerMetadata(self, raw: bytes, context) -> pb.ServerMetadataResponse:  # noqa: N802
         def call(labels):
             decode(pb.ServerMetadataRequest, raw)
-            return pb.ServerMetadataResponse(name=v2.SERVER_NAME, version=server_version(), extensions=[])
+            return pb.ServerMetadataResponse(name=v2.SERVER_NAME, version=v2.server_version(), extensions=[])
 
         return self._observe("ServerMetadata", context, call)
 

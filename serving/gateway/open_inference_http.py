@@ -8,21 +8,12 @@ extension is refused with a message saying so.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from serving.gateway import open_inference as v2
 from serving.gateway.core import SentimentService
 from serving.gateway.errors import GatewayError, InvalidInput
-
-
-def server_version() -> str:
-    try:
-        return version("sentiment-serving")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def _error(status: int, message: str, retry_after: int | None = None) -> Response:
@@ -96,7 +87,7 @@ def open_inference_blueprint(service: SentimentService, decode_json) -> Blueprin
 
     @routes.get("/v2")
     def server_metadata() -> Response:
-        return jsonify(name=v2.SERVER_NAME, version=server_version(), extensions=[])
+        return jsonify(name=v2.SERVER_NAME, version=v2.server_version(), extensions=[])
 
     @routes.get("/v2/models/<model>")
     @routes.get("/v2/models/<model>/versions/<model_version>")
