@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,17 +17,28 @@ from serving.gateway.errors import (
     GatewayError,
     InvalidInput,
     ModelNotFound,
+    ModelServerFailure,
+    ModelServerTimeout,
+    ModelServerUnavailable,
     NoKnownWords,
     Overloaded,
     PayloadTooLarge,
 )
 from serving.gateway.explanations import Explanation, explain
 from serving.gateway.model_client import ModelServerClient
-from serving.gateway.settings import Settings
+from serving.gateway.rollouts import CANARY, STABLE, RolloutError, Route, Router, VersionRef
+from serving.gateway.settings import Settings, SettingsError
+from serving.gateway.shadow import Shadow
+from serving.predictions_log.writer import PredictionLog
+
+log = logging.getLogger(__name__)
 
 AVAILABLE = "AVAILABLE"
 DEFAULT_TOP_K = 10  # words per explanation unless the request asks otherwise
 MAX_TOP_K = 500  # the model's window: no text has more words to show
+# A candidate failing with these is the candidate's fault (it is missing, down, slow or broken):
+# the stable version answers instead, and the failure counts towards the candidate's rollback.
+CANDIDATE_FAILURES = (ModelNotFound, ModelServerUnavailable, ModelServerTimeout, ModelServerFailure)
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,8 @@ class Prediction:
     # Every word is unknown to the model (or there is none): the probability then says
     # nothing about the text, only what the model makes of an empty input.
     no_known_words: bool
+    # "stable", "canary" (a rollout's candidate answered) or "pinned" (the client chose the version)
+    arm: str
     explanation: Explanation | None = None  # when the request asked for one
 
     def to_json(self) -> dict:
@@ -67,6 +82,7 @@ class AvailableVersions:
         self._client = client
         self._ttl = ttl
         self._cache: dict[str, tuple[float, frozenset[int]]] = {}
+        self._labels: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
 
     def _available(self, model_name: str) -> frozenset[int]:
@@ -80,8 +96,21 @@ class AvailableVersions:
             self._cache[model_name] = (now, available)
         return available
 
-    def pick(self, model_name: str, version: int | None) -> int:
-        """``version`` if it is available, else the latest available one when None."""
+    def _labelled(self, model_name: str, label: str) -> int:
+        now = time.monotonic()
+        key = f"{model_name}\0{label}"
+        cached = self._labels.get(key)
+        if cached and now - cached[0] < self._ttl:
+            return cached[1]
+        version = self._client.resolve_label(model_name, label)
+        with self._lock:
+            self._labels[key] = (now, version)
+        return version
+
+    def pick(self, model_name: str, version: VersionRef | None) -> int:
+        """``version`` (a number or a label) if it is available, else the latest available one when None."""
+        if isinstance(version, str):
+            version = self._labelled(model_name, version)
         available = self._available(model_name)
         if version is None:
             if not available:
@@ -96,6 +125,8 @@ class AvailableVersions:
     def forget(self, model_name: str) -> None:
         with self._lock:
             self._cache.pop(model_name, None)
+            for key in [key for key in self._labels if key.startswith(f"{model_name}\0")]:
+                del self._labels[key]
 
 
 class SentimentService:
@@ -107,6 +138,16 @@ class SentimentService:
         )
         self.contracts = ContractStore(settings.models_dir)
         self.versions = AvailableVersions(self.client, settings.status_cache_seconds)
+        try:
+            self.rollouts = Router(settings.models, settings.rollouts_file, settings.rollouts)
+        except RolloutError as error:
+            raise SettingsError(str(error)) from None
+        self.shadow = Shadow(settings.shadow_max_in_flight)
+        self.prediction_log = PredictionLog(
+            settings.prediction_log_dir, settings.prediction_log_sample_rate,
+            settings.prediction_log_texts == "text", settings.prediction_log_salt,
+            settings.prediction_log_max_bytes, settings.prediction_log_max_files,
+        ) if settings.prediction_log_dir else None
         self._slots = threading.BoundedSemaphore(settings.max_in_flight)
         self._calls = Coalescer(self.client.predict, settings.coalesce_max_calls, settings.coalesce_max_rows)
 
@@ -156,9 +197,11 @@ class SentimentService:
     def predict(
         self, texts: list, model: str | None = None, version: int | None = None,
         transport: str = "http", timeout: float | None = None,
-        explain: bool = False, top_k: int | None = None,
+        explain: bool = False, top_k: int | None = None, request_id: str | None = None,
     ) -> list[Prediction]:
-        """One prediction per text; with ``explain``, each carries the ``top_k`` words that moved it most."""
+        """One prediction per text; with ``explain``, each carries the ``top_k`` words that moved it most.
+
+        ``request_id`` keeps a client on one arm of a canary rollout."""
         self.check_texts(texts)
         public, model_name = self.resolve_model(model)
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
@@ -172,19 +215,64 @@ class SentimentService:
                 f"more than {self.settings.max_in_flight} predictions in progress, retry shortly", retry_after=1
             )
         try:
-            return self._predict(texts, public, model_name, version, timeout, words_shown)
+            route = self.rollouts.route(public, version, request_id)
+            predictions = self._routed(texts, public, model_name, route, timeout, words_shown)
         except GatewayError as error:
             if error.upstream_code:
                 metrics.MODEL_SERVER_ERRORS.labels(error.upstream_code).inc()
             raise
         finally:
             self._slots.release()
+        if self.prediction_log is not None:
+            self._log_sample(texts, public, predictions, transport, request_id)
+        return predictions
+
+    def _routed(
+        self, texts: list[str], public: str, model_name: str, route: Route,
+        timeout: float | None, words_shown: int,
+    ) -> list[Prediction]:
+        """The predictions of ``route``'s version; a failing canary is answered by the stable
+        version instead, and a shadowed request is copied to the candidate afterwards."""
+        if route.arm == CANARY:
+            started = time.perf_counter()
+            try:
+                predictions = self._predict(texts, public, model_name, route, timeout, words_shown)
+            except CANDIDATE_FAILURES as error:
+                self.rollouts.record_call(public, route.version, False, time.perf_counter() - started)
+                metrics.CANARY_FALLBACKS.labels(public, str(route.version)).inc()
+                log.warning("%s candidate %s failed, the stable version answers: %s", public, route.version, error.message)
+                rollout = self.rollouts.rollout(public)
+                if rollout is None:  # the rollout was removed meanwhile: the newest version answers
+                    return self._predict(texts, public, model_name, Route(STABLE, None), timeout, words_shown)
+                return self._predict(texts, public, model_name, Route(STABLE, rollout.stable), timeout, words_shown)
+            self.rollouts.record_call(public, route.version, True, time.perf_counter() - started)
+            return predictions
+        predictions = self._predict(texts, public, model_name, route, timeout, words_shown)
+        if route.shadow is not None and not words_shown:
+            self._copy_to_candidate(texts, public, model_name, route.shadow, predictions)
+        return predictions
+
+    def _copy_to_candidate(
+        self, texts: list[str], public: str, model_name: str, candidate: VersionRef, answered: list[Prediction],
+    ) -> None:
+        def call(shadowed: Sequence[str]) -> tuple[Sequence[float], int]:
+            version = self.versions.pick(model_name, candidate)
+            ids, _ = self.contracts.tokenizer(model_name, version).encode_batch(list(shadowed))
+            probabilities, served = self._calls.predict(model_name, version, ids, self.settings.rpc_timeout_seconds)
+            return probabilities.tolist(), served
+
+        self.shadow.submit(
+            public, answered[0].model_version, texts, [p.positive_probability for p in answered], call,
+            lambda succeeded, seconds: self.rollouts.record_call(public, candidate, succeeded, seconds),
+            lambda agreed: self.rollouts.record_comparison(public, candidate, agreed),
+        )
 
     def _predict(
-        self, texts: list[str], public: str, model_name: str, version: int | None,
+        self, texts: list[str], public: str, model_name: str, route: Route,
         timeout: float | None, words_shown: int, retried: bool = False,
     ) -> list[Prediction]:
-        pinned = self.versions.pick(model_name, version)
+        started = time.perf_counter()
+        pinned = self.versions.pick(model_name, route.version)
         tokenizer = self.contracts.tokenizer(model_name, pinned)
         ids, encoded = tokenizer.encode_batch(texts)
         if self.settings.refuse_no_known_words:
@@ -192,9 +280,10 @@ class SentimentService:
                 if item.num_oov == item.num_tokens:
                     raise NoKnownWords(f"texts[{index}] has no word in the model's vocabulary")
         deadline = timeout or self.settings.rpc_timeout_seconds
+        call_duration = metrics.MODEL_CALL_DURATION.labels(public, str(pinned))
 
         def predict_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
-            with metrics.MODEL_CALL_DURATION.labels(public).time():
+            with call_duration.time():
                 return self._calls.predict(model_name, pinned, rows, deadline)
 
         try:
@@ -209,8 +298,12 @@ class SentimentService:
                 raise
             # The cached version was just unloaded by a rollout: look again, once.
             self.versions.forget(model_name)
-            return self._predict(texts, public, model_name, version, timeout, words_shown, retried=True)
+            return self._predict(texts, public, model_name, route, timeout, words_shown, retried=True)
 
+        version = str(served_version)
+        metrics.PREDICTION_DURATION.labels(public, version, route.arm).observe(time.perf_counter() - started)
+        scores = metrics.POSITIVE_PROBABILITY.labels(public, version, route.arm)
+        tokens, oov = metrics.TOKENS_PER_TEXT.labels(public, version), metrics.OOV_RATIO.labels(public, version)
         predictions = []
         for probability, item, explanation in zip(probabilities.tolist(), encoded, explanations):
             label = "positive" if probability >= 0.5 else "negative"
@@ -223,14 +316,29 @@ class SentimentService:
                 truncated=item.truncated,
                 num_out_of_vocabulary=item.num_oov,
                 no_known_words=item.num_oov == item.num_tokens,
+                arm=route.arm,
                 explanation=explanation,
             ))
-            metrics.PREDICTIONS.labels(public, label).inc()
-            metrics.TOKENS_PER_TEXT.observe(item.num_tokens)
-            metrics.OOV_RATIO.observe(item.num_oov / item.num_tokens if item.num_tokens else 0.0)
+            metrics.PREDICTIONS.labels(public, version, route.arm, label).inc()
+            scores.observe(probability)
+            tokens.observe(item.num_tokens)
+            oov.observe(item.num_oov / item.num_tokens if item.num_tokens else 0.0)
             if item.truncated:
                 metrics.TRUNCATED_TEXTS.labels(public).inc()
         return predictions
+
+    def _log_sample(
+        self, texts: list[str], public: str, predictions: list[Prediction], transport: str, request_id: str | None,
+    ) -> None:
+        for text, prediction in zip(texts, predictions):
+            if self.prediction_log.sampled():
+                self.prediction_log.record({
+                    "request_id": request_id, "transport": transport, "model": public,
+                    "model_name": prediction.model_name, "version": prediction.model_version, "arm": prediction.arm,
+                    "positive_probability": prediction.positive_probability, "label": prediction.label,
+                    "num_tokens": prediction.num_tokens, "num_out_of_vocabulary": prediction.num_out_of_vocabulary,
+                    "truncated": prediction.truncated,
+                }, text)
 
     def list_models(self) -> list[ModelInfo]:
         return [

@@ -11,6 +11,7 @@ from google.protobuf.message import DecodeError, Message
 from serving.gateway import metrics
 from serving.gateway.core import SentimentService
 from serving.gateway.errors import GatewayError, InvalidInput, ModelServerTimeout
+from serving.gateway.request_ids import METADATA_KEY, request_id
 
 log = logging.getLogger(__name__)
 # A call needs at least this much of the client's deadline left to be worth starting.
@@ -28,9 +29,14 @@ def decode(message_type: type[Message], raw: bytes) -> Message:
 
 def observe(route: str, context: grpc.ServicerContext, call):
     """Run ``call(labels)`` as the gRPC method ``route``, measured, with gateway errors
-    answered by their status; ``labels["model"]`` may be set by ``call`` once it knows it."""
+    answered by their status; ``labels["model"]`` may be set by ``call`` once it knows it,
+    ``labels["request_id"]`` is the call's id (the client's ``x-request-id``, echoed back)."""
     code = grpc.StatusCode.OK
-    labels = {"model": ""}
+    given = dict(context.invocation_metadata()).get(METADATA_KEY)
+    labels = {"model": "", "request_id": request_id(given if isinstance(given, str) else None)}
+    # In the trailers: a failed call's answer then carries no headers, so the client's retry
+    # policy may still retry it (headers commit a gRPC call).
+    context.set_trailing_metadata(((METADATA_KEY, labels["request_id"]),))
     in_flight = metrics.IN_FLIGHT.labels("grpc").track_inprogress()
     with in_flight, metrics.REQUEST_DURATION.labels("grpc", route).time():
         try:

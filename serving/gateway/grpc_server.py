@@ -58,7 +58,7 @@ class SentimentServicer:
             predictions = self._service.predict(
                 list(request.texts), request.model or None, request.version or None,
                 transport="grpc", timeout=timeout,
-                explain=request.explain, top_k=request.explain_top_k or None,
+                explain=request.explain, top_k=request.explain_top_k or None, request_id=labels["request_id"],
             )
             return sentiment_pb2.PredictResponse(predictions=[as_message(p) for p in predictions])
 

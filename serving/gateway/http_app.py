@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-import uuid
 from dataclasses import dataclass
 
 import yaml
@@ -31,6 +29,7 @@ from serving.gateway.core import SentimentService
 from serving.gateway.errors import GatewayError, InvalidInput
 from serving.gateway.open_inference_http import open_inference_blueprint
 from serving.gateway.openapi import openapi_document
+from serving.gateway.request_ids import HEADER as REQUEST_ID_HEADER, request_id
 from serving.gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,14 +48,6 @@ def error_response(status: int, code: str, message: str, retry_after: int | None
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response
-
-
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
-def request_id(given: str | None) -> str:
-    """The client's (or the edge's) X-Request-ID when it is a plain token, else a new one."""
-    return given if given is not None and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def decode_json(raw: bytes) -> object:
@@ -125,7 +116,7 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
     @app.before_request
     def start_timer() -> None:
         g.started = time.perf_counter()
-        g.request_id = request_id(request.headers.get("X-Request-ID"))
+        g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER))
         g.model = ""
         metrics.IN_FLIGHT.labels("http").inc()
 
@@ -134,7 +125,7 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
         route = request.url_rule.rule if request.url_rule else "unmatched"
         metrics.REQUESTS.labels("http", route, g.get("model", ""), str(response.status_code)).inc()
         metrics.REQUEST_DURATION.labels("http", route).observe(time.perf_counter() - g.get("started", 0))
-        response.headers["X-Request-ID"] = g.get("request_id") or request_id(None)
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id") or request_id(None)
         return response
 
     @app.teardown_request
@@ -173,7 +164,7 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
         asked = parse_prediction_request(decode_json(request.get_data()))
         g.model = service.model_label(asked.model)
         predictions = service.predict(asked.texts, asked.model, asked.version, transport="http",
-                                      explain=asked.explain, top_k=asked.explain_top_k)
+                                      explain=asked.explain, top_k=asked.explain_top_k, request_id=g.request_id)
         return jsonify(predictions=[p.to_json() for p in predictions])
 
     @app.get("/v1/models")

@@ -32,7 +32,7 @@ REQUEST_DURATION = Histogram(
 )
 MODEL_CALL_DURATION = Histogram(
     "sentiment_model_call_duration_seconds", "Latency of Predict calls to the model server",
-    ["model"], buckets=LATENCY_BUCKETS,
+    ["model", "version"], buckets=LATENCY_BUCKETS,
 )
 MODEL_CALL_ROWS = Histogram(
     "sentiment_model_call_rows", "Rows per Predict call to the model server (requests share calls)",
@@ -42,16 +42,58 @@ TEXTS_PER_REQUEST = Histogram(
     "sentiment_request_texts", "Texts per prediction request",
     ["transport"], buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
+# Per model version: the version label only takes versions the model server answered
+# with, so clients cannot grow the number of series.
 TOKENS_PER_TEXT = Histogram(
     "sentiment_text_tokens", "Words per text before padding or truncation",
-    buckets=(0, 10, 50, 100, 200, 300, 500, 1000, 2000, 5000),
+    ["model", "version"], buckets=(0, 10, 50, 100, 200, 300, 500, 1000, 2000, 5000),
 )
 OOV_RATIO = Histogram(
     "sentiment_text_out_of_vocabulary_ratio", "Share of a text's words outside the vocabulary",
-    buckets=(0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0),
+    ["model", "version"], buckets=(0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0),
 )
 TRUNCATED_TEXTS = Counter("sentiment_truncated_texts", "Texts cut to the model's maximum length", ["model"])
-PREDICTIONS = Counter("sentiment_predictions", "Predictions by model and label", ["model", "label"])
+# arm: "stable", "canary" (a rollout's candidate) or "pinned" (the client chose the version)
+PREDICTIONS = Counter(
+    "sentiment_predictions", "Predictions by model, version, arm and label", ["model", "version", "arm", "label"]
+)
+PREDICTION_DURATION = Histogram(
+    "sentiment_prediction_duration_seconds", "Time to answer the texts of a request, by the version that answered",
+    ["model", "version", "arm"], buckets=LATENCY_BUCKETS,
+)
+POSITIVE_PROBABILITY = Histogram(
+    "sentiment_positive_probability", "Positive probability of each prediction: its drift is the model's or the traffic's",
+    ["model", "version", "arm"], buckets=tuple(round(0.05 * step, 2) for step in range(1, 21)),
+)
+CANARY_FALLBACKS = Counter(
+    "sentiment_canary_fallbacks", "Canary requests answered by the stable version because the candidate failed",
+    ["model", "version"],
+)
+ROLLBACKS = Counter(
+    "sentiment_rollout_rollbacks", "Candidates rolled back by a process, with the bound they crossed",
+    ["model", "version", "reason"],
+)
+ROLLED_BACK = Gauge(
+    "sentiment_rollout_rolled_back", "1 while a process keeps a rolled-back candidate out of traffic",
+    ["model", "version"], multiprocess_mode="livemax",
+)
+ROLLOUT_RELOADS = Counter("sentiment_rollout_reloads", "Re-reads of the rollout file by outcome", ["outcome"])
+SHADOW_REQUESTS = Counter(
+    "sentiment_shadow_requests", "Requests copied to a candidate: compared, failed or dropped (all slots busy)",
+    ["model", "outcome"],
+)
+SHADOW_COMPARISONS = Counter(
+    "sentiment_shadow_comparisons", "Texts answered by both versions: whether their labels agree",
+    ["model", "stable_version", "candidate_version", "outcome"],
+)
+SHADOW_DIFFERENCE = Histogram(
+    "sentiment_shadow_probability_difference", "|candidate - stable| positive probability of shadowed texts",
+    ["model", "stable_version", "candidate_version"], buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0),
+)
+PREDICTION_LOG_LINES = Counter("sentiment_prediction_log_lines", "Sampled predictions written to the log")
+PREDICTION_LOG_DROPPED = Counter(
+    "sentiment_prediction_log_dropped", "Sampled predictions not written: queue_full or write_error", ["reason"]
+)
 IN_FLIGHT = Gauge(
     "sentiment_in_flight_requests", "Requests being processed", ["transport"], multiprocess_mode="livesum"
 )

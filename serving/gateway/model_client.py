@@ -23,6 +23,7 @@ from serving.gateway.errors import (
 )
 from serving.grpc_retries import service_config
 from serving.tfs_apis import (
+    get_model_metadata_pb2,
     get_model_status_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -142,6 +143,17 @@ class ModelServerClient:
                 continue
             states[status.version] = STATE_NAMES[status.state]
         return states
+
+    def resolve_label(self, model_name: str, label: str, timeout: float | None = None) -> int:
+        """The version a TF Serving version label (``models.config``'s ``version_labels``) names."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = model_name
+        request.model_spec.version_label = label
+        try:
+            response = self._predictions.GetModelMetadata(request, timeout=timeout or self.timeout_seconds)
+        except grpc.RpcError as error:
+            raise _translate(error, f"{model_name} version label {label!r}") from None
+        return response.model_spec.version.value
 
     def close(self) -> None:
         self._channel.close()

@@ -94,7 +94,8 @@ class OpenInferenceServicer:
             texts = request_texts(request)
             names = v2.selected_outputs([o.name for o in request.outputs])
             predictions = self._service.predict(texts, request.model_name, version, transport="grpc",
-                                                timeout=call_timeout(self._service, context))
+                                                timeout=call_timeout(self._service, context),
+                                                request_id=labels["request_id"])
             tensors = v2.outputs(predictions, names)
             return pb.ModelInferResponse(
                 model_name=request.model_name,

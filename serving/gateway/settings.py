@@ -58,6 +58,16 @@ def seconds(raw: str) -> float:
     return value
 
 
+def fraction(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number from 0 to 1") from None
+    if not 0 <= value <= 1:
+        raise ValueError("must be a number from 0 to 1")
+    return value
+
+
 def flag(raw: str) -> bool:
     value = raw.strip().lower()
     if value not in ("true", "false", "1", "0"):
@@ -136,6 +146,19 @@ class Settings:
     grpc_max_workers: int = _setting(64, POSITIVE)
     grpc_shutdown_grace_seconds: float = _setting(10.0, seconds)
     health_check_seconds: float = _setting(1.0, seconds)  # how often gRPC health follows readiness
+    # Rollouts (serving/gateway/rollouts.py): a YAML file re-read when it changes, or the
+    # same document inline; unset: unpinned requests go to the newest available version.
+    rollouts_file: Path | None = _setting(None, path)
+    rollouts: str | None = _setting(None, text)
+    shadow_max_in_flight: int = _setting(4, POSITIVE)  # shadow copies running at once per process
+    # The sampled prediction log (serving/predictions_log): off unless a folder is given.
+    prediction_log_dir: Path | None = _setting(None, path)
+    prediction_log_sample_rate: float = _setting(0.01, fraction)
+    # "hash": a salted hash of each text (reviews may hold personal data), or "text".
+    prediction_log_texts: str = _setting("hash", one_of("hash", "text"))
+    prediction_log_salt: str | None = _setting(None, text)  # secret; required with "hash"
+    prediction_log_max_bytes: int = _setting(10_485_760, POSITIVE)  # per file before rotation
+    prediction_log_max_files: int = _setting(5, POSITIVE)  # the current file and rotated ones
 
     @staticmethod
     def variable(name: str) -> str:
@@ -159,5 +182,10 @@ class Settings:
             raise SettingsError(
                 f"{cls.variable('default_model')}={settings.default_model!r}: "
                 f"must be one of the models in {cls.variable('models')} ({', '.join(settings.models)})"
+            )
+        if settings.prediction_log_dir and settings.prediction_log_texts == "hash" and not settings.prediction_log_salt:
+            raise SettingsError(
+                f"{cls.variable('prediction_log_dir')} is set with hashed texts: "
+                f"set {cls.variable('prediction_log_salt')} to a secret (or {cls.variable('prediction_log_texts')}=text)"
             )
         return settings

@@ -27,7 +27,8 @@ def test_predictions_follow_the_model_and_describe_each_text(http):
     assert (positive["model_name"], positive["model_version"]) == ("imdb_simple_rnn", 2)
     assert (positive["num_tokens"], positive["num_out_of_vocabulary"], positive["truncated"]) == (8, 2, False)
     assert list(positive) == ["positive_probability", "label", "model_name", "model_version", "num_tokens",
-                              "truncated", "num_out_of_vocabulary", "no_known_words"]
+                              "truncated", "num_out_of_vocabulary", "no_known_words", "arm"]
+    assert positive["arm"] == "stable"
 
 
 def test_one_text_goes_to_the_default_model_and_long_texts_are_cut(http, model_client):

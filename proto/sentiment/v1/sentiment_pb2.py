@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csentiment/v1/sentiment.proto\x12\x0csentiment.v1\"g\n\x0ePredictRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x0f\n\x07\x65xplain\x18\x04 \x01(\x08\x12\x15\n\rexplain_top_k\x18\x05 \x01(\x05\"W\n\nWordEffect\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x05\x12\x0e\n\x06\x65\x66\x66\x65\x63t\x18\x03 \x01(\x02\x12\x19\n\x11out_of_vocabulary\x18\x04 \x01(\x08\"\x8b\x02\n\nPrediction\x12\x1c\n\x14positive_probability\x18\x01 \x01(\x02\x12\r\n\x05label\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\x05\x12\x12\n\nnum_tokens\x18\x05 \x01(\x05\x12\x11\n\ttruncated\x18\x06 \x01(\x08\x12\x1d\n\x15num_out_of_vocabulary\x18\x07 \x01(\x05\x12\x16\n\x0eno_known_words\x18\x08 \x01(\x08\x12-\n\x0b\x65xplanation\x18\t \x03(\x0b\x32\x18.sentiment.v1.WordEffect\x12\x18\n\x10\x65xplanation_note\x18\n \x01(\t\"@\n\x0fPredictResponse\x12-\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x18.sentiment.v1.Prediction\"\x13\n\x11ListModelsRequest\".\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\r\n\x05state\x18\x02 \x01(\t\"X\n\x05Model\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12,\n\x08versions\x18\x03 \x03(\x0b\x32\x1a.sentiment.v1.ModelVersion\"9\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.sentiment.v1.Model2\xab\x01\n\x10SentimentService\x12\x46\n\x07Predict\x12\x1c.sentiment.v1.PredictRequest\x1a\x1d.sentiment.v1.PredictResponse\x12O\n\nListModels\x12\x1f.sentiment.v1.ListModelsRequest\x1a .sentiment.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csentiment/v1/sentiment.proto\x12\x0csentiment.v1\"g\n\x0ePredictRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12\x0f\n\x07\x65xplain\x18\x04 \x01(\x08\x12\x15\n\rexplain_top_k\x18\x05 \x01(\x05\"W\n\nWordEffect\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x05\x12\x0e\n\x06\x65\x66\x66\x65\x63t\x18\x03 \x01(\x02\x12\x19\n\x11out_of_vocabulary\x18\x04 \x01(\x08\"\x98\x02\n\nPrediction\x12\x1c\n\x14positive_probability\x18\x01 \x01(\x02\x12\r\n\x05label\x18\x02 \x01(\t\x12\x12\n\nmodel_name\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\x05\x12\x12\n\nnum_tokens\x18\x05 \x01(\x05\x12\x11\n\ttruncated\x18\x06 \x01(\x08\x12\x1d\n\x15num_out_of_vocabulary\x18\x07 \x01(\x05\x12\x16\n\x0eno_known_words\x18\x08 \x01(\x08\x12-\n\x0b\x65xplanation\x18\t \x03(\x0b\x32\x18.sentiment.v1.WordEffect\x12\x18\n\x10\x65xplanation_note\x18\n \x01(\t\x12\x0b\n\x03\x61rm\x18\x0b \x01(\t\"@\n\x0fPredictResponse\x12-\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x18.sentiment.v1.Prediction\"\x13\n\x11ListModelsRequest\".\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12\r\n\x05state\x18\x02 \x01(\t\"X\n\x05Model\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12,\n\x08versions\x18\x03 \x03(\x0b\x32\x1a.sentiment.v1.ModelVersion\"9\n\x12ListModelsResponse\x12#\n\x06models\x18\x01 \x03(\x0b\x32\x13.sentiment.v1.Model2\xab\x01\n\x10SentimentService\x12\x46\n\x07Predict\x12\x1c.sentiment.v1.PredictRequest\x1a\x1d.sentiment.v1.PredictResponse\x12O\n\nListModels\x12\x1f.sentiment.v1.ListModelsRequest\x1a .sentiment.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,17 +36,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORDEFFECT']._serialized_start=151
   _globals['_WORDEFFECT']._serialized_end=238
   _globals['_PREDICTION']._serialized_start=241
-  _globals['_PREDICTION']._serialized_end=508
-  _globals['_PREDICTRESPONSE']._serialized_start=510
-  _globals['_PREDICTRESPONSE']._serialized_end=574
-  _globals['_LISTMODELSREQUEST']._serialized_start=576
-  _globals['_LISTMODELSREQUEST']._serialized_end=595
-  _globals['_MODELVERSION']._serialized_start=597
-  _globals['_MODELVERSION']._serialized_end=643
-  _globals['_MODEL']._serialized_start=645
-  _globals['_MODEL']._serialized_end=733
-  _globals['_LISTMODELSRESPONSE']._serialized_start=735
-  _globals['_LISTMODELSRESPONSE']._serialized_end=792
-  _globals['_SENTIMENTSERVICE']._serialized_start=795
-  _globals['_SENTIMENTSERVICE']._serialized_end=966
+  _globals['_PREDICTION']._serialized_end=521
+  _globals['_PREDICTRESPONSE']._serialized_start=523
+  _globals['_PREDICTRESPONSE']._serialized_end=587
+  _globals['_LISTMODELSREQUEST']._serialized_start=589
+  _globals['_LISTMODELSREQUEST']._serialized_end=608
+  _globals['_MODELVERSION']._serialized_start=610
+  _globals['_MODELVERSION']._serialized_end=656
+  _globals['_MODEL']._serialized_start=658
+  _globals['_MODEL']._serialized_end=746
+  _globals['_LISTMODELSRESPONSE']._serialized_start=748
+  _globals['_LISTMODELSRESPONSE']._serialized_end=805
+  _globals['_SENTIMENTSERVICE']._serialized_start=808
+  _globals['_SENTIMENTSERVICE']._serialized_end=979
 # @@protoc_insertion_point(module_scope)

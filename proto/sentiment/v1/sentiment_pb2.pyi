@@ -33,7 +33,7 @@ class WordEffect(_message.Message):
     def __init__(self, word: _Optional[str] = ..., position: _Optional[int] = ..., effect: _Optional[float] = ..., out_of_vocabulary: _Optional[bool] = ...) -> None: ...
 
 class Prediction(_message.Message):
-    __slots__ = ("positive_probability", "label", "model_name", "model_version", "num_tokens", "truncated", "num_out_of_vocabulary", "no_known_words", "explanation", "explanation_note")
+    __slots__ = ("positive_probability", "label", "model_name", "model_version", "num_tokens", "truncated", "num_out_of_vocabulary", "no_known_words", "explanation", "explanation_note", "arm")
     POSITIVE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class Prediction(_message.Message):
     NO_KNOWN_WORDS_FIELD_NUMBER: _ClassVar[int]
     EXPLANATION_FIELD_NUMBER: _ClassVar[int]
     EXPLANATION_NOTE_FIELD_NUMBER: _ClassVar[int]
+    ARM_FIELD_NUMBER: _ClassVar[int]
     positive_probability: float
     label: str
     model_name: str
@@ -54,7 +55,8 @@ class Prediction(_message.Message):
     no_known_words: bool
     explanation: _containers.RepeatedCompositeFieldContainer[WordEffect]
     explanation_note: str
-    def __init__(self, positive_probability: _Optional[float] = ..., label: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., num_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., num_out_of_vocabulary: _Optional[int] = ..., no_known_words: _Optional[bool] = ..., explanation: _Optional[_Iterable[_Union[WordEffect, _Mapping]]] = ..., explanation_note: _Optional[str] = ...) -> None: ...
+    arm: str
+    def __init__(self, positive_probability: _Optional[float] = ..., label: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., num_tokens: _Optional[int] = ..., truncated: _Optional[bool] = ..., num_out_of_vocabulary: _Optional[int] = ..., no_known_words: _Optional[bool] = ..., explanation: _Optional[_Iterable[_Union[WordEffect, _Mapping]]] = ..., explanation_note: _Optional[str] = ..., arm: _Optional[str] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("predictions",)
