@@ -338,5 +338,6 @@ class Router:
         metrics.ROLLED_BACK.labels(model, str(candidate)).set(1)
 
     def rolled_back(self, model: str) -> str | None:
+        self._refresh()
         state = self._states.get(model)
         return state.rolled_back if state else None

@@ -4,8 +4,9 @@ A request only draws a random number and, when sampled, puts a small dict on a b
 queue; one thread per process writes the lines. A full queue or a failing disk drops
 lines and counts them (``sentiment_prediction_log_dropped_total``): the log never blocks
 or fails a request. The processes of one gateway share the files: each batch of lines is
-appended under an advisory lock, and the writer that finds the file over ``max_bytes``
-rotates it (``predictions.jsonl`` -> ``.1`` -> ... -> ``.<max_files - 1>``, the oldest dropped).
+appended under an advisory lock, and the writer rotates the file before the next line
+would take it over ``max_bytes`` (``predictions.jsonl`` -> ``.1`` -> ... -> ``.<max_files - 1>``,
+the oldest dropped).
 
 Line schema (``docs/operations.md#prediction-log``)::
 
@@ -98,9 +99,9 @@ class PredictionLog:
                 except queue.Empty:
                     break
             try:
-                self._append(b"".join(
+                self._append([
                     json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for entry in batch
-                ))
+                ])
                 metrics.PREDICTION_LOG_LINES.inc(len(batch))
             except OSError as error:
                 metrics.PREDICTION_LOG_DROPPED.labels("write_error").inc(len(batch))
@@ -113,20 +114,34 @@ class PredictionLog:
                 for _ in batch:
                     self._queue.task_done()
 
-    def _append(self, lines: bytes) -> None:
+    def _append(self, lines: list[bytes]) -> None:
+        """Append ``lines``, rotating whenever the next line would take the file over ``max_bytes``."""
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / FILE_NAME
         with open(self.directory / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time across the gateway's processes
-            if path.exists() and path.stat().st_size + len(lines) > self._max_bytes:
-                self._rotate(path)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            try:
-                remaining = memoryview(lines)
-                while remaining:
-                    remaining = remaining[os.write(fd, remaining):]
-            finally:
-                os.close(fd)
+            size = path.stat().st_size if path.exists() else 0
+            pending: list[bytes] = []
+            for line in lines:
+                if size and size + len(line) > self._max_bytes:
+                    self._write(path, pending)
+                    self._rotate(path)
+                    size, pending = 0, []
+                pending.append(line)
+                size += len(line)
+            self._write(path, pending)
+
+    @staticmethod
+    def _write(path: Path, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            remaining = memoryview(b"".join(lines))
+            while remaining:
+                remaining = remaining[os.write(fd, remaining):]
+        finally:
+            os.close(fd)
 
     def _rotate(self, path: Path) -> None:
         for index in range(self._max_files - 1, 0, -1):

@@ -1,0 +1,163 @@
+"""Rollout documents, the canary split and the candidate's rollback judgement, in process."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from serving.gateway.rollouts import (
+    CANARY,
+    PINNED,
+    STABLE,
+    CandidateHealth,
+    RollbackRule,
+    Rollout,
+    RolloutError,
+    Router,
+    canary_draw,
+    load_document,
+    parse_rollouts,
+)
+
+MODELS = {"lstm": "imdb_lstm", "simple_rnn": "imdb_simple_rnn"}
+
+
+def parse(text: str) -> dict[str, Rollout]:
+    return parse_rollouts(load_document(text, "test"), MODELS, "test")
+
+
+def test_a_full_document_is_read_with_numbers_and_labels():
+    rollouts = parse("""
+lstm: {stable: 1, candidate: 2, canary_percent: 20, shadow_percent: 50,
+       rollback: {window_seconds: 30, min_requests: 5, max_error_rate: 0.1, max_p99_seconds: 0.5,
+                  max_disagreement_rate: 0.3}}
+simple_rnn: {stable: stable, candidate: canary, canary_percent: 5}
+""")
+    assert rollouts["lstm"] == Rollout(1, 2, 20.0, 50.0, RollbackRule(30.0, 5, 0.1, 0.5, 0.3))
+    assert rollouts["simple_rnn"] == Rollout("stable", "canary", 5.0, 0.0, RollbackRule())
+    assert parse("") == {} and parse("{}") == {}
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[1, 2]", "must map model names"),
+    ("bert: {stable: 1}", "bert: not a served model"),
+    ("lstm: {candidate: 2}", "'stable' is required"),
+    ("lstm: {stable: 1, canary_percent: 10}", "need a 'candidate'"),
+    ("lstm: {stable: 1, candidate: 1}", "the same version"),
+    ("lstm: {stable: 0}", "lstm.stable must be a positive version number"),
+    ("lstm: {stable: true}", "lstm.stable must be a version number or a version label"),
+    ("lstm: {stable: 1, candidate: 2, canary_percent: 101}", "canary_percent must be from 0 to 100"),
+    ("lstm: {stable: 1, candidate: 2, shadow_percent: '10'}", "shadow_percent must be a number"),
+    ("lstm: {stable: 1, weight: 3}", "unknown field(s) weight"),
+    ("lstm: {stable: 1, rollback: {min_requests: 0}}", "min_requests must be a whole number"),
+    ("lstm: {stable: 1, rollback: {max_error_rate: 2}}", "max_error_rate must be from 0 to 1"),
+    ("lstm: {stable: 1, rollback: {window: 2}}", "unknown field(s) window"),
+    ("lstm: [", "not valid YAML"),
+])
+def test_a_bad_document_is_refused_with_the_place_named(text, fragment):
+    with pytest.raises(RolloutError) as error:
+        parse(text)
+    assert fragment in str(error.value)
+
+
+def test_the_draw_is_sticky_per_request_id_and_spread_evenly():
+    assert canary_draw("lstm", "client-42") == canary_draw("lstm", "client-42")
+    draws = [canary_draw("lstm", f"id-{n}") for n in range(10_000)]
+    assert all(0 <= draw < 100 for draw in draws)
+    below = sum(draw < 20 for draw in draws)
+    assert abs(below - 2000) < 4 * math.sqrt(10_000 * 0.2 * 0.8)  # binomial, 4 standard deviations
+
+
+def test_routes_follow_the_rollout_and_pinned_requests_never_move():
+    router = Router(MODELS, inline="lstm: {stable: 1, candidate: 2, canary_percent: 30}")
+    routes = [router.route("lstm", None, f"id-{n}") for n in range(3000)]
+    canary = sum(route.arm == CANARY for route in routes)
+    assert abs(canary - 900) < 4 * math.sqrt(3000 * 0.3 * 0.7)
+    assert {route.version for route in routes if route.arm == CANARY} == {2}
+    assert {route.version for route in routes if route.arm == STABLE} == {1}
+    assert router.route("lstm", 2, "id-1").arm == PINNED and router.route("lstm", 1, None).version == 1
+    assert router.route("simple_rnn", None, "id-1") == router.route("simple_rnn", None, None)  # no rollout: newest
+    assert router.route("simple_rnn", None, None).version is None
+
+
+def test_shadow_copies_the_share_of_stable_requests():
+    router = Router(MODELS, inline="lstm: {stable: 1, candidate: 2, shadow_percent: 25}")
+    routes = [router.route("lstm", None, None) for _ in range(4000)]
+    assert {route.arm for route in routes} == {STABLE}
+    shadowed = sum(route.shadow == 2 for route in routes)
+    assert abs(shadowed - 1000) < 4 * math.sqrt(4000 * 0.25 * 0.75)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_health_judges_only_with_enough_calls_in_the_window():
+    clock = Clock()
+    health = CandidateHealth(RollbackRule(window_seconds=10, min_requests=10, max_error_rate=0.2), clock)
+    for _ in range(9):
+        assert health.record_call(False, 0.01) is None  # 9 failures, but too few calls to judge
+    clock.now = 11  # they leave the window
+    for _ in range(8):
+        assert health.record_call(True, 0.01) is None
+    assert health.record_call(False, 0.01) is None and health.record_call(False, 0.01) is None  # 2/10 = 0.2
+    assert health.record_call(False, 0.01) == "error_rate"  # 3/11
+
+
+def test_health_judges_p99_latency_and_disagreement():
+    slow = CandidateHealth(RollbackRule(min_requests=100, max_p99_seconds=0.5))
+    for index in range(100):
+        reason = slow.record_call(True, 0.9 if index < 2 else 0.1)
+    assert reason == "p99_latency"  # 2 of 100 calls are slow: the 99th percentile is slow
+    fine = CandidateHealth(RollbackRule(min_requests=100, max_p99_seconds=0.5))
+    assert [fine.record_call(True, 0.9 if index == 0 else 0.1) for index in range(100)][-1] is None
+    split = CandidateHealth(RollbackRule(min_requests=4, max_disagreement_rate=0.25))
+    assert [split.record_comparison(agreed) for agreed in (True, False, True, True)][-1] is None
+    assert split.record_comparison(False) == "disagreement_rate"  # 2/5
+
+
+def test_a_rollback_stops_the_candidate_until_the_rollout_changes(tmp_path: Path):
+    file = tmp_path / "rollouts.yaml"
+    file.write_text("lstm: {stable: 1, candidate: 2, canary_percent: 100, rollback: {min_requests: 3}}")
+    router = Router(MODELS, file=file)
+    assert router.route("lstm", None, None).arm == CANARY
+    for _ in range(3):
+        router.record_call("lstm", 2, False, 0.01)
+    assert router.rolled_back("lstm") == "error_rate"
+    assert router.route("lstm", None, None) == router.route("lstm", None, "x") and router.route("lstm", None, None).version == 1
+    router.record_call("lstm", 3, False, 0.01)  # a report for another candidate changes nothing
+    file.write_text("lstm: {stable: 1, candidate: 2, canary_percent: 50, rollback: {min_requests: 3}}")
+    os.utime(file, ns=(time.time_ns(), time.time_ns() + 10**9))
+    time.sleep(1.05)  # the file is looked at once a second
+    assert router.rolled_back("lstm") is None
+    assert {router.route("lstm", None, f"id-{n}").arm for n in range(50)} == {STABLE, CANARY}
+
+
+def test_a_bad_edit_keeps_the_previous_rollout(tmp_path: Path):
+    file = tmp_path / "rollouts.yaml"
+    file.write_text("lstm: {stable: 1, candidate: 2, canary_percent: 100}")
+    router = Router(MODELS, file=file)
+    file.write_text("lstm: {stable: 1, candidate: 2, canary_percent: 300}")
+    time.sleep(1.05)
+    assert router.route("lstm", None, None).arm == CANARY
+    with pytest.raises(RolloutError, match="canary_percent"):
+        Router(MODELS, file=file)  # at start-up a bad document is an error
+    with pytest.raises(RolloutError, match="not both"):
+        Router(MODELS, file=file, inline="{}")
+
+
+def test_a_missing_file_means_no_rollout_until_it_appears(tmp_path: Path):
+    file = tmp_path / "rollouts.yaml"
+    router = Router(MODELS, file=file)
+    assert router.route("lstm", None, None).version is None
+    file.write_text("lstm: {stable: 3}")
+    time.sleep(1.05)
+    assert router.route("lstm", None, None).version == 3
