@@ -40,6 +40,7 @@ class InMemoryModelClient:
         self.failure: Exception | None = None  # raised by every call while set
         self.next_failures: list[Exception] = []  # raised one per predict call, first to last
         self.calls: list[tuple[str, int, int]] = []  # (model name, version, rows) per predict
+        self.labels: dict[str, int] = {}  # version label -> version, for every model
         word_ids = {word: FIRST_WORD_ID + index for index, word in enumerate(VOCABULARY)}
         self._positive = [word_ids[word] for word in POSITIVE_WORDS]
         self._negative = [word_ids[word] for word in NEGATIVE_WORDS]
@@ -63,6 +64,11 @@ class InMemoryModelClient:
         if model_name not in self.versions:
             raise ModelNotFound(f"{model_name}: Could not find any versions of model {model_name}")
         return dict(self.versions[model_name])
+
+    def resolve_label(self, model_name: str, label: str, timeout: float | None = None) -> int:
+        if label not in self.labels:
+            raise ModelNotFound(f"{model_name}: Unrecognized servable version label: {label}")
+        return self.labels[label]
 
     def close(self) -> None:
         pass

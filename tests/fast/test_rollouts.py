@@ -161,3 +161,89 @@ def test_a_missing_file_means_no_rollout_until_it_appears(tmp_path: Path):
     file.write_text("lstm: {stable: 3}")
     time.sleep(1.05)
     assert router.route("lstm", None, None).version == 3
+
+
+# -- the service with a rollout, in front of the in-memory model client ---------------------
+
+
+@pytest.fixture
+def rolled_out(settings, model_client):
+    from dataclasses import replace
+
+    from serving.gateway.core import SentimentService
+
+    def make(document: str) -> SentimentService:
+        return SentimentService(replace(settings, rollouts=document), client=model_client)
+
+    return make
+
+
+def wait_for(check, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_the_canary_answers_its_share_and_says_so(rolled_out):
+    service = rolled_out("lstm: {stable: 1, candidate: 2, canary_percent: 100}")
+    (canary,) = service.predict(["good film"], request_id="a")
+    assert (canary.arm, canary.model_version) == (CANARY, 2)
+    (pinned,) = service.predict(["good film"], version=1, request_id="a")
+    assert (pinned.arm, pinned.model_version) == (PINNED, 1)
+    (other,) = service.predict(["good film"], model="simple_rnn")
+    assert (other.arm, other.model_version) == (STABLE, 2)  # no rollout: the newest version
+
+
+def test_labels_are_resolved_by_the_model_server(rolled_out, model_client):
+    model_client.labels = {"stable": 1, "canary": 2}
+    service = rolled_out("lstm: {stable: stable, candidate: canary, canary_percent: 0}")
+    assert service.predict(["good film"])[0].model_version == 1
+    model_client.labels = {"stable": 2, "canary": 1}
+    service.versions.forget("imdb_lstm")
+    assert service.predict(["good film"])[0].model_version == 2
+
+
+def test_a_failing_candidate_is_answered_by_stable_and_rolled_back(rolled_out, model_client):
+    model_client.versions["imdb_lstm"][2] = "UNLOADING"
+    service = rolled_out("lstm: {stable: 1, candidate: 2, canary_percent: 100, rollback: {min_requests: 5}}")
+    answers = [service.predict(["good film"]) for _ in range(8)]
+    assert {(p.arm, p.model_version) for (p,) in answers} == {(STABLE, 1)}
+    assert service.rollouts.rolled_back("lstm") == "error_rate"
+    tried = [version for _, version, _ in model_client.calls]
+    assert tried == [1] * 8  # version 2 was never available, so no call reached it
+
+
+def test_shadow_copies_reach_the_candidate_without_changing_answers(rolled_out, model_client):
+    service = rolled_out("lstm: {stable: 1, candidate: 2, shadow_percent: 100}")
+    answers = [service.predict(["good film", "awful plot"]) for _ in range(5)]
+    assert all([(p.arm, p.model_version) for p in answer] == [(STABLE, 1)] * 2 for answer in answers)
+    wait_for(lambda: sum(version == 2 for _, version, _ in model_client.calls) == 5)
+    assert service.rollouts.rolled_back("lstm") is None
+
+
+def test_shadow_copies_are_dropped_when_every_slot_is_busy(rolled_out, model_client, settings):
+    import threading
+
+    from prometheus_client import REGISTRY
+
+    release = threading.Event()
+    original = model_client.predict
+
+    def slow_candidate(model_name, version, ids, timeout=None):
+        if version == 2:
+            release.wait(5)
+        return original(model_name, version, ids, timeout)
+
+    model_client.predict = slow_candidate
+    service = rolled_out("lstm: {stable: 1, candidate: 2, shadow_percent: 100}")
+    def dropped() -> float:
+        return REGISTRY.get_sample_value("sentiment_shadow_requests_total", {"model": "lstm", "outcome": "dropped"}) or 0
+
+    before = dropped()
+    started = time.perf_counter()
+    for _ in range(settings.shadow_max_in_flight + 3):
+        service.predict(["good film"])
+    assert time.perf_counter() - started < 2  # the user's answers never wait for the copies
+    assert dropped() - before == 3
+    release.set()
