@@ -300,9 +300,9 @@ class Router:
         return state.rollout if state else None
 
     def route(self, model: str, version: int | None, request_id: str | None) -> Route:
+        self._refresh()
         if version is not None:
             return Route(PINNED, version)
-        self._refresh()
         state = self._states.get(model)
         if state is None:
             return Route(STABLE, None)

@@ -1,0 +1,305 @@
+"""Rollouts with real processes: two versions of the small model that answer differently,
+served by the model server; one gateway follows a rollout file that the tests rewrite.
+
+Version 2 is version 1's weights with its vocabulary reversed: the same network reads other
+ids for the same words, so its answers differ from version 1's on many texts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.processes import Gateway, ModelServer, start_gateway, start_model_server, wait_until
+from serving.gateway.rollouts import canary_draw
+from serving.predictions_log.writer import FILE_NAME, text_hash
+from text_contract.layout import TOKENIZER_FILE
+
+SALT = "test-salt"
+LOG_MAX_BYTES = 40_000
+LOG_MAX_FILES = 3
+MODELS_CONFIG = """
+model_config_list {
+  config {
+    name: "imdb_lstm"
+    base_path: "/models/imdb_lstm"
+    model_platform: "tensorflow"
+    model_version_policy { all {} }
+    version_labels { key: "stable" value: 1 }
+    version_labels { key: "canary" value: 2 }
+  }
+}
+"""
+
+
+def samples(text: str) -> list[tuple[str, dict, float]]:
+    """(name, labels, value) of every sample of a Prometheus text exposition."""
+    return [(sample.name, sample.labels, sample.value)
+            for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+@dataclass
+class Rollouts:
+    gateway: Gateway
+    file: Path
+    served: Path
+    log_dir: Path
+
+    def set(self, document: str) -> None:
+        """Write the rollout file and wait until the gateway follows it (it looks at the file
+        at most once a second, when a prediction asks for a route)."""
+        before = self.reloads()
+        self.file.write_text(document, encoding="utf-8")
+
+        def followed() -> bool:
+            self.predict(["a film"], version=1)
+            return self.reloads() != before
+
+        wait_until(followed, 10, "the rollout file re-read")
+        assert self.reloads()["error"] == before["error"], "the gateway refused the rollout (see its log)"
+
+    def reloads(self) -> Counter:
+        return Counter({labels["outcome"]: value for _, labels, value in self.metrics("sentiment_rollout_reloads_total")})
+
+    def metrics(self, name: str) -> list[tuple[str, dict, float]]:
+        text = requests.get(f"{self.gateway.url}/metrics", timeout=10).text
+        return [sample for sample in samples(text) if sample[0] == name]
+
+    def predict(self, texts: list[str], version: int | None = None, request_id: str | None = None) -> list[dict]:
+        body: dict = {"texts": texts}
+        if version is not None:
+            body["version"] = version
+        headers = {"X-Request-ID": request_id} if request_id else {}
+        response = requests.post(f"{self.gateway.url}/v1/sentiment", json=body, headers=headers, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()["predictions"]
+
+
+def reversed_vocabulary(version_dir: Path) -> None:
+    contract_file = version_dir / TOKENIZER_FILE
+    contract = json.loads(contract_file.read_text(encoding="utf-8"))
+    contract["vocabulary"] = contract["vocabulary"][::-1]
+    contract_file.write_text(json.dumps(contract), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def two_versions(models_dir: Path, tmp_path_factory) -> Iterator[tuple[ModelServer, Path]]:
+    served = tmp_path_factory.mktemp("two-versions")
+    shutil.copytree(models_dir / "imdb_lstm" / "1", served / "imdb_lstm" / "1")
+    shutil.copytree(models_dir / "imdb_lstm" / "1", served / "imdb_lstm" / "2")
+    reversed_vocabulary(served / "imdb_lstm" / "2")
+    config = served.parent / f"{served.name}.config"
+    config.write_text(MODELS_CONFIG, encoding="utf-8")
+    server = start_model_server(served, tmp_path_factory.mktemp("model-server-logs"), config=config,
+                                wait_for=["imdb_lstm"], xla=False)
+    yield server, served
+    server.process.stop()
+
+
+@pytest.fixture(scope="module")
+def rollouts(two_versions, tmp_path_factory) -> Iterator[Rollouts]:
+    server, served = two_versions
+    folder = tmp_path_factory.mktemp("rollout-gateway")
+    file, log_dir = folder / "rollouts.yaml", folder / "predictions"
+    file.write_text("", encoding="utf-8")
+    gateway = start_gateway(
+        server.address, served, folder,
+        # One worker: a rollback is each process's own judgement (docs/operations.md).
+        GATEWAY_HTTP_WORKERS="1", GATEWAY_MODELS="lstm=imdb_lstm", GATEWAY_DEFAULT_MODEL="lstm",
+        GATEWAY_ROLLOUTS_FILE=str(file), GATEWAY_SHADOW_MAX_IN_FLIGHT="16",
+        GATEWAY_PREDICTION_LOG_DIR=str(log_dir), GATEWAY_PREDICTION_LOG_SAMPLE_RATE="0.25",
+        GATEWAY_PREDICTION_LOG_SALT=SALT, GATEWAY_PREDICTION_LOG_MAX_BYTES=str(LOG_MAX_BYTES),
+        GATEWAY_PREDICTION_LOG_MAX_FILES=str(LOG_MAX_FILES),
+    )
+    try:
+        wait_until(lambda: requests.get(f"{gateway.url}/readyz", timeout=2).ok, 60, "gateway readiness")
+        yield Rollouts(gateway, file, served, log_dir)
+    finally:
+        gateway.process.stop()
+
+
+@pytest.fixture(scope="module")
+def texts(models_dir: Path) -> list[str]:
+    """Reviews made of the vocabulary's words, varied enough that the versions disagree on some."""
+    contract = json.loads((models_dir / "imdb_lstm" / "1" / TOKENIZER_FILE).read_text(encoding="utf-8"))
+    words = contract["vocabulary"][:2000]
+    chooser = random.Random(11)
+    return [" ".join(chooser.choices(words, k=chooser.randint(5, 60))) for _ in range(48)]
+
+
+@pytest.fixture(scope="module")
+def answers(rollouts: Rollouts, texts: list[str]) -> dict[int, list[float]]:
+    """Each version's probabilities for ``texts``, asked by pinning it."""
+    return {version: [p["positive_probability"] for p in rollouts.predict(texts, version=version)] for version in (1, 2)}
+
+
+def test_the_two_versions_answer_differently(answers):
+    labels = {version: [p >= 0.5 for p in probabilities] for version, probabilities in answers.items()}
+    assert labels[1] != labels[2]
+
+
+def test_a_canary_share_splits_unpinned_requests_and_pinned_ones_never_move(rollouts, texts, answers):
+    rollouts.set("lstm: {stable: 1, candidate: 2, canary_percent: 20}")
+
+    def one(index: int) -> dict:
+        (prediction,) = rollouts.predict([texts[index % len(texts)]])
+        return {"index": index % len(texts), **prediction}
+
+    with ThreadPoolExecutor(8) as pool:
+        unpinned = list(pool.map(one, range(1000)))
+        pinned = list(pool.map(lambda i: (i % 2 + 1, rollouts.predict([texts[i % len(texts)]], version=i % 2 + 1)[0]),
+                               range(100)))
+    arms = Counter(p["arm"] for p in unpinned)
+    assert set(arms) == {"stable", "canary"}
+    assert abs(arms["canary"] - 200) <= 4 * math.sqrt(1000 * 0.2 * 0.8), arms  # binomial, 4 standard deviations
+    for prediction in unpinned:
+        version = 2 if prediction["arm"] == "canary" else 1
+        assert prediction["model_version"] == version
+        assert prediction["positive_probability"] == pytest.approx(answers[version][prediction["index"]], abs=1e-6)
+    assert all(p["arm"] == "pinned" and p["model_version"] == version for version, p in pinned)
+    counted: Counter = Counter()
+    for _, labels, value in rollouts.metrics("sentiment_predictions_total"):
+        counted[labels["version"], labels["arm"]] += value
+    assert counted["2", "canary"] == arms["canary"] and counted["1", "stable"] >= arms["stable"]
+
+
+def test_a_request_id_keeps_its_arm(rollouts, texts):
+    rollouts.set("lstm: {stable: 1, candidate: 2, canary_percent: 50}")
+    ids = [f"client-{n}" for n in range(40)]
+    seen = {request_id: {rollouts.predict([texts[0]], request_id=request_id)[0]["arm"] for _ in range(3)} for request_id in ids}
+    assert all(len(arms) == 1 for arms in seen.values())
+    assert {arms.pop() for arms in seen.values()} == {"stable", "canary"}
+    assert all((canary_draw("lstm", request_id) < 50) == (arms_of == {"canary"})
+               for request_id, arms_of in ((i, {rollouts.predict([texts[0]], request_id=i)[0]["arm"]}) for i in ids))
+
+
+def median_latency(rollouts: Rollouts, texts: list[str]) -> float:
+    durations = []
+    for text in texts:
+        started = time.perf_counter()
+        rollouts.predict([text])
+        durations.append(time.perf_counter() - started)
+    return statistics.median(durations)
+
+
+def test_shadow_traffic_changes_no_answer_and_its_agreement_is_measured(rollouts, texts, answers):
+    rollouts.set("lstm: {stable: 1, candidate: 2}")
+    alone = median_latency(rollouts, texts)
+    rollouts.set("lstm: {stable: 1, candidate: 2, shadow_percent: 100}")
+
+    def comparisons() -> Counter:
+        return Counter({labels["outcome"]: value for _, labels, value in rollouts.metrics("sentiment_shadow_comparisons_total")
+                        if (labels["stable_version"], labels["candidate_version"]) == ("1", "2")})
+
+    before = comparisons()
+    shadowed = median_latency(rollouts, texts)
+    for index, text in enumerate(texts):
+        (prediction,) = rollouts.predict([text])
+        assert (prediction["arm"], prediction["model_version"]) == ("stable", 1)
+        assert prediction["positive_probability"] == pytest.approx(answers[1][index], abs=1e-6)
+    agreeing = sum((one >= 0.5) == (two >= 0.5) for one, two in zip(answers[1], answers[2]))
+    expected = Counter({"agree": 2 * agreeing, "disagree": 2 * (len(texts) - agreeing)})  # two passes over the texts
+    wait_until(lambda: sum((comparisons() - before).values()) >= 2 * len(texts), 20, "every shadow copy compared")
+    assert comparisons() - before == expected
+    assert not [v for _, labels, v in rollouts.metrics("sentiment_shadow_requests_total") if labels["outcome"] != "compared" and v]
+    # The copies run after the answer: the user's latency stays within a bound on this 2-core machine.
+    assert shadowed < 2 * alone + 0.02, (alone, shadowed)
+
+
+def rolled_back(rollouts: Rollouts) -> dict[str, float]:
+    return {labels["version"]: value for _, labels, value in rollouts.metrics("sentiment_rollout_rolled_back")
+            if labels["model"] == "lstm"}
+
+
+def test_a_slow_candidate_is_rolled_back_on_its_p99(rollouts, texts):
+    rollouts.set("lstm: {stable: 1, candidate: 2, canary_percent: 100, "
+                 "rollback: {min_requests: 10, max_p99_seconds: 0.001}}")
+    arms = [rollouts.predict([texts[0]])[0]["arm"] for _ in range(15)]
+    assert arms[:10] == ["canary"] * 10 and set(arms[10:]) == {"stable"}
+    assert rolled_back(rollouts) == {"2": 1.0}
+    assert "rolled back: p99_latency" in rollouts.gateway.process.log.read_text()
+    reasons = {labels["reason"] for _, labels, v in rollouts.metrics("sentiment_rollout_rollbacks_total") if v}
+    assert "p99_latency" in reasons
+
+
+def test_a_candidate_that_stops_is_rolled_back_with_no_failed_request(rollouts, texts):
+    rollouts.set("lstm: {stable: 1, candidate: 2, canary_percent: 50, "
+                 "rollback: {window_seconds: 30, min_requests: 10, max_error_rate: 0.2}}")
+    assert rolled_back(rollouts) == {"2": 0.0}  # the edit cleared the previous rollback
+    version_2 = rollouts.served / "imdb_lstm" / "2"
+    parked = rollouts.served.parent / f"{rollouts.served.name}-parked-2"
+    statuses: Counter = Counter()
+    try:
+        shutil.move(version_2, parked)  # the model server unloads version 2 at its next poll
+        deadline = time.monotonic() + 30
+        while not rolled_back(rollouts).get("2") and time.monotonic() < deadline:
+            response = requests.post(f"{rollouts.gateway.url}/v1/sentiment", json={"text": texts[1]}, timeout=30)
+            statuses[response.status_code] += 1
+        assert rolled_back(rollouts) == {"2": 1.0}
+        assert statuses.keys() == {200}, statuses
+        assert all(rollouts.predict([texts[1]])[0]["arm"] == "stable" for _ in range(10))
+        assert "rolled back: error_rate" in rollouts.gateway.process.log.read_text()
+        fallbacks = sum(v for _, labels, v in rollouts.metrics("sentiment_canary_fallbacks_total") if labels["version"] == "2")
+        assert fallbacks >= 1
+    finally:
+        shutil.move(parked, version_2)
+
+
+def test_the_prediction_log_samples_hashes_and_rotates(rollouts, texts):
+    def written() -> float:
+        return sum(v for _, _, v in rollouts.metrics("sentiment_prediction_log_lines_total"))
+
+    rollouts.set("lstm: {stable: 1}")
+    wait_until(lambda: written() == written(), 5, "the log writer idle")
+    before = written()
+    batch = texts * 10  # 480 texts, sampled one by one at 25 %
+    for start in range(0, len(batch), 32):
+        rollouts.predict(batch[start:start + 32])
+    time.sleep(1)  # the writer thread drains its queue
+    sampled = written() - before
+    assert abs(sampled - 120) <= 4 * math.sqrt(480 * 0.25 * 0.75), sampled
+    files = sorted(rollouts.log_dir.glob(f"{FILE_NAME}*"))
+    assert len(files) == LOG_MAX_FILES and all(path.stat().st_size <= LOG_MAX_BYTES for path in files)
+    lines = [json.loads(line) for line in (rollouts.log_dir / FILE_NAME).read_text(encoding="utf-8").splitlines()]
+    hashes = {text_hash(text, SALT.encode()) for text in texts}
+    assert lines and all(line["text_hash"] in hashes and "text" not in line for line in lines)
+    assert {line["model"] for line in lines} == {"lstm"} and {line["version"] for line in lines} <= {1, 2}
+    assert not [v for _, _, v in rollouts.metrics("sentiment_prediction_log_dropped_total") if v]
+
+
+def test_an_unwritable_prediction_log_fails_no_request(two_versions, tmp_path):
+    server, served = two_versions
+    (tmp_path / "a-file").write_text("")
+    gateway = start_gateway(
+        server.address, served, tmp_path, GATEWAY_HTTP_WORKERS="1", GATEWAY_MODELS="lstm=imdb_lstm",
+        GATEWAY_DEFAULT_MODEL="lstm", GATEWAY_PREDICTION_LOG_DIR=str(tmp_path / "a-file" / "log"),
+        GATEWAY_PREDICTION_LOG_SAMPLE_RATE="1", GATEWAY_PREDICTION_LOG_TEXTS="text",
+    )
+    try:
+        wait_until(lambda: requests.get(f"{gateway.url}/readyz", timeout=2).ok, 60, "gateway readiness")
+        statuses = Counter(requests.post(f"{gateway.url}/v1/sentiment", json={"text": "a fine film"}, timeout=30).status_code
+                           for _ in range(20))
+        assert statuses == Counter({200: 20})
+
+        def dropped() -> float:
+            text = requests.get(f"{gateway.url}/metrics", timeout=10).text
+            return sum(v for name, labels, v in samples(text)
+                       if name == "sentiment_prediction_log_dropped_total" and labels["reason"] == "write_error")
+
+        wait_until(lambda: dropped() == 20, 10, "every line counted as dropped")
+        assert "prediction log: " in gateway.process.log.read_text()
+    finally:
+        gateway.process.stop()
