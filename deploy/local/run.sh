@@ -13,6 +13,8 @@ GRPC_PORT=${GRPC_PORT:-8600}
 MODEL_SERVER_PORT=${MODEL_SERVER_PORT:-8500}
 MODEL_SERVER_REST_PORT=${MODEL_SERVER_REST_PORT:-8501}
 RUN_DIR=${RUN_DIR:-.run}
+# The same rollout file the compose file mounts: edits take effect within a second.
+export GATEWAY_ROLLOUTS_FILE=${GATEWAY_ROLLOUTS_FILE:-deploy/rollouts/rollouts.yaml}
 
 mkdir -p "$RUN_DIR"
 rm -rf "$RUN_DIR/metrics" && mkdir -p "$RUN_DIR/metrics"
@@ -59,7 +61,7 @@ trap 'kill -TERM $EDGE_PID $GRPC_PID $MODEL_SERVER_PID 2>/dev/null; wait $EDGE_P
 cat <<MSG
 sentiment service on http://127.0.0.1:$HTTP_PORT
   curl -s http://127.0.0.1:$HTTP_PORT/v1/sentiment -H 'Content-Type: application/json' -d '{"text": "A wonderful film."}'
-  API: http://127.0.0.1:$HTTP_PORT/openapi.yaml   metrics: /metrics   readiness: /readyz
+  API: http://127.0.0.1:$HTTP_PORT/openapi.yaml   readiness: /readyz   metrics: http://127.0.0.1:$GATEWAY_HTTP_PORT/metrics
   gRPC API: 127.0.0.1:$GRPC_PORT   e.g. .venv/bin/python -m serving.client predict "A wonderful film."
   model server: gRPC 127.0.0.1:$MODEL_SERVER_PORT, REST http://127.0.0.1:$MODEL_SERVER_REST_PORT
   edge (nginx) log: $RUN_DIR/edge.log; the gateway itself: http://127.0.0.1:$GATEWAY_HTTP_PORT
