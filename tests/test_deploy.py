@@ -2,6 +2,7 @@
 schemas, the Compose specification (dclint), promtool, hadolint, and a real
 Prometheus server scraping a running gateway."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -144,16 +145,54 @@ def test_dockerfiles_pass_hadolint(dockerfile):
     assert "ARG BASE_IMAGE=python:3.11-slim" in text and "FROM ${BASE_IMAGE}" in text
 
 
+def dashboard_queries() -> dict[str, str]:
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/sentiment.json").read_text())
+    return {f"panel_{panel['id']}_{target['refId']}": target["expr"]
+            for panel in dashboard["panels"] for target in panel["targets"]}
+
+
+def exported_sample_names() -> set[str]:
+    """Every sample name the gateway's and the model server's metrics export."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from serving.gateway import metrics as gateway_metrics
+    from serving.model_server import metrics as model_server_metrics
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {family.name + suffix
+            for module in (gateway_metrics, model_server_metrics)
+            for metric in vars(module).values() if isinstance(metric, MetricWrapperBase)
+            for family in metric.describe() for suffix in suffixes[family.type]}
+
+
 def test_grafana_provisioning_points_at_prometheus():
     datasource = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
-    import json
 
-    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/sentiment.json").read_text())
-    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
-    for metric in ("sentiment_requests_total", "sentiment_request_duration_seconds_bucket",
-                   "processed_batch_size", "sentiment_predictions_total"):
-        assert metric in exprs
+
+def test_dashboard_queries_parse_and_name_only_exported_metrics(tmp_path):
+    """promtool parses every panel's query (as a recording rule); every metric a panel or
+    an alert names is one the services export."""
+    queries = dashboard_queries()
+    rules = tmp_path / "dashboard-rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:{name}", "expr": expr} for name, expr in queries.items()]}]}))
+    checked = subprocess.run([tool("promtool"), "check", "rules", str(rules)], capture_output=True, text=True)
+    assert checked.returncode == 0 and f"{len(queries)} rules found" in checked.stdout, checked.stdout + checked.stderr
+    alerts = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"][0]["rules"]
+    named = set()
+    for expr in [*queries.values(), *(rule["expr"] for rule in alerts)]:
+        named |= set(re.findall(r"(?<![\w:])((?:sentiment_|:tensorflow:)[\w:]+)", expr))
+    assert named and not named - exported_sample_names(), named - exported_sample_names()
+
+
+def test_alert_rules_pass_their_promtool_unit_tests():
+    result = subprocess.run([tool("promtool"), "test", "rules", "deploy/prometheus/alerts.test.yml"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
+    tested = set(re.findall(r"alertname: (\w+)", (ROOT / "deploy/prometheus/alerts.test.yml").read_text()))
+    alerts = {rule["alert"] for rule in yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"][0]["rules"]}
+    assert alerts - tested <= {"GatewayDown", "SlowRequests"}, alerts - tested
 
 
 def test_real_prometheus_scrapes_the_gateway(gateway, model_server, tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 from dataclasses import fields
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -22,6 +23,7 @@ from harness.processes import (
     start_model_server,
 )
 from serving.gateway import metrics
+from serving.gateway.rollouts import load_document, parse_rollouts
 from serving.gateway.settings import Settings
 
 KUBERNETES = ROOT / "deploy" / "kubernetes"
@@ -164,6 +166,20 @@ def test_gateway_ports_probes_and_environment_match_what_the_gateway_reads(base,
     assert grpc_container["readinessProbe"]["grpc"]["port"] == grpc_container["ports"][0]["containerPort"]
 
 
+def test_the_rollout_file_is_the_one_compose_mounts_and_reaches_both_gateway_containers(base):
+    shipped = ROOT / "deploy" / "rollouts" / "rollouts.yaml"
+    parse_rollouts(load_document(shipped.read_text(), str(shipped)), Settings().models, str(shipped))  # it parses
+    config_map = base[("ConfigMap", "gateway-rollouts")]  # no name hash: edits reach running pods
+    assert config_map["data"] == {"rollouts.yaml": shipped.read_text()}
+    pod = base[("Deployment", "gateway")]["spec"]["template"]["spec"]
+    assert {"name": "rollouts", "configMap": {"name": "gateway-rollouts"}} in pod["volumes"]
+    for container in pod["containers"]:
+        file = Path(env(container)["GATEWAY_ROLLOUTS_FILE"])
+        assert {"name": "rollouts", "mountPath": str(file.parent), "readOnly": True} in container["volumeMounts"]
+    compose_file = Path(COMPOSE["gateway"]["environment"]["GATEWAY_ROLLOUTS_FILE"])
+    assert f"${{SENTIMENT_ROLLOUTS_DIR:-./deploy/rollouts}}:{compose_file.parent}:ro" in COMPOSE["gateway"]["volumes"]
+
+
 def test_rollouts_keep_capacity_and_termination_outlasts_the_drain(base):
     for name in ("gateway", "tfserving", "edge"):
         deployment = base[("Deployment", name)]["spec"]
@@ -193,6 +209,11 @@ def test_monitoring_matches_the_compose_deployment(rendered, base):
     operator = {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered["prometheus-operator"]}
     alerts = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
     assert operator[("PrometheusRule", "sentiment")]["spec"] == alerts
+    (dashboard,) = [obj for (kind, name), obj in operator.items()
+                    if kind == "ConfigMap" and name.startswith("grafana-dashboard-sentiment")]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["namespace"] == "sentiment"
+    assert dashboard["data"] == {"sentiment.json": (ROOT / "deploy/grafana/dashboards/sentiment.json").read_text()}
     scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())["scrape_configs"]
     for job in scrape:
         monitor = operator[("ServiceMonitor", job["job_name"])]["spec"]
