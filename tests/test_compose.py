@@ -10,8 +10,11 @@ validated in test_deploy.py).
 from __future__ import annotations
 
 import json
+import math
 import os
+import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +57,7 @@ class Deployment:
     grpc_port: int
     prometheus_port: int
     log_file: Path
+    rollouts_dir: Path
 
     @property
     def http(self) -> str:
@@ -95,6 +99,11 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     nginx_image = podman.ensure_image(NGINX)
     podman.start_service()
     ports = {name: free_port() for name in ("SENTIMENT_HTTP_PORT", "SENTIMENT_GRPC_PORT", "PROMETHEUS_PORT")}
+    # A copy of deploy/rollouts that the tests may edit, readable by the gateway's user.
+    rollouts_dir = tmp_path_factory.mktemp("rollouts")
+    shutil.copy(ROOT / "deploy" / "rollouts" / "rollouts.yaml", rollouts_dir / "rollouts.yaml")
+    rollouts_dir.chmod(0o755)
+    (rollouts_dir / "rollouts.yaml").chmod(0o644)
     compose = ComposeProject(podman, PROJECT, {
         "SENTIMENT_TEST_PYTHON_IMAGE": python_image,
         "SENTIMENT_TEST_PROMETHEUS_IMAGE": prometheus_image,
@@ -102,9 +111,10 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         "IMDB_DATA_DIR": str(IMDB_TARBALL.parent),
         "IMDB_DATA_FILE": IMDB_TARBALL.name,
         "SENTIMENT_TRAIN_ARGS": TRAIN_ARGS,
+        "SENTIMENT_ROLLOUTS_DIR": str(rollouts_dir),
         **{name: str(port) for name, port in ports.items()},
     })
-    deployment = Deployment(compose, *ports.values(), tmp_path_factory.mktemp("compose") / "compose.log")
+    deployment = Deployment(compose, *ports.values(), tmp_path_factory.mktemp("compose") / "compose.log", rollouts_dir)
     try:
         compose("down", "--volumes", "--remove-orphans", check=False)  # whatever a killed run left
         compose("build")
@@ -210,6 +220,38 @@ def test_a_new_version_rolls_out_under_load_without_a_failed_request(deployment)
     assert set(statuses) == {"200"}, statuses
     assert traffic.latest().detail == 2
     assert sum(statuses.values()) > 10
+
+
+def test_a_canary_rollout_splits_unpinned_traffic_until_the_candidate_is_promoted(deployment):
+    """Versions 1 and 2 are both loaded (models.config keeps two); the rollout file decides."""
+    rollouts = deployment.rollouts_dir / "rollouts.yaml"
+
+    def answers(count: int, prefix: str) -> list[tuple[str, str, int]]:
+        out = []
+        for index in range(count):
+            request_id = f"{prefix}-{index}"
+            response = requests.post(f"{deployment.http}/v1/sentiment", json={"text": "A wonderful, moving film."},
+                                     headers={"X-Request-ID": request_id}, timeout=10)
+            assert response.status_code == 200, response.text
+            (prediction,) = response.json()["predictions"]
+            out.append((request_id, prediction["arm"], prediction["model_version"]))
+        return out
+
+    try:
+        rollouts.write_text("lstm: {stable: 1, candidate: 2, canary_percent: 50}\n")
+        # Each gateway process looks at the file at most once a second, on a request.
+        wait_until(lambda: {arm for _, arm, _ in answers(10, "probe")} == {"stable", "canary"}, 30, "the canary served")
+        split = answers(200, "user")
+        arms = Counter(arm for _, arm, _ in split)
+        assert abs(arms["canary"] - 100) <= 4 * math.sqrt(200 * 0.25), arms  # binomial, 4 standard deviations
+        assert {(arm, version) for _, arm, version in split} == {("stable", 1), ("canary", 2)}
+        again = {request_id: arm for request_id, arm, _ in answers(40, "user")}
+        assert all(again[request_id] == arm for request_id, arm, _ in split[:40])  # sticky per request id
+        rollouts.write_text("lstm: {stable: 2}\n")  # promotion: the operator's edit
+        wait_until(lambda: {(arm, version) for _, arm, version in answers(10, "after")} == {("stable", 2)}, 30,
+                   "every request on version 2")
+    finally:
+        rollouts.write_text("{}\n")
 
 
 def test_model_server_stop_gives_503_and_start_recovers_without_restarting_the_gateway(deployment):

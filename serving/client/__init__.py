@@ -32,15 +32,17 @@ class SentimentClient:
 
     def predict(
         self, texts: str | list[str], model: str = "", version: int = 0, timeout: float | None = None,
-        explain: bool = False, explain_top_k: int = 0,
+        explain: bool = False, explain_top_k: int = 0, request_id: str | None = None,
     ) -> list[sentiment_pb2.Prediction]:
         """One prediction per text (with ``explain``, the words that moved it: ``explain_top_k``,
-        0 for the gateway's default); raises ``grpc.RpcError`` with the service's status code."""
+        0 for the gateway's default); raises ``grpc.RpcError`` with the service's status code.
+        ``request_id`` names the call in the gateway's logs and keeps it on one arm of a canary."""
         request = sentiment_pb2.PredictRequest(
             texts=[texts] if isinstance(texts, str) else list(texts), model=model, version=version,
             explain=explain, explain_top_k=explain_top_k,
         )
-        return list(self._stub.Predict(request, timeout=timeout or self.timeout,
+        metadata = (("x-request-id", request_id),) if request_id else None
+        return list(self._stub.Predict(request, timeout=timeout or self.timeout, metadata=metadata,
                                        wait_for_ready=self._wait_for_ready).predictions)
 
     def list_models(self, timeout: float | None = None) -> list[sentiment_pb2.Model]:

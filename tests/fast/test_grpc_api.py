@@ -13,6 +13,8 @@ from prometheus_client import REGISTRY
 from serving.client import SentimentClient
 from serving.gateway.errors import ModelServerTimeout, ModelServerUnavailable
 from serving.gateway.grpc_server import build_server
+from serving.gateway.rollouts import Router
+from sentiment.v1 import sentiment_pb2
 
 POSITIVE = "A good film, a great plot, good acting."
 
@@ -200,3 +202,26 @@ def run_cli_status(grpc_target, *args: str) -> int:
     from serving.client.__main__ import main
 
     return main(["--target", grpc_target, *args])
+
+
+def test_a_request_id_is_echoed_in_the_trailers_and_keeps_the_canary_arm(grpc_target, service):
+    service.rollouts = Router(service.settings.models, inline="lstm: {stable: 1, candidate: 2, canary_percent: 50}")
+    channel = grpc.insecure_channel(grpc_target)
+    predict = channel.unary_unary("/sentiment.v1.SentimentService/Predict",
+                                  request_serializer=lambda m: m.SerializeToString(),
+                                  response_deserializer=lambda raw: raw)
+    request = sentiment_pb2.PredictRequest(texts=[POSITIVE])
+    _, call = predict.with_call(request, metadata=(("x-request-id", "client-7"),), timeout=5)
+    assert dict(call.trailing_metadata())["x-request-id"] == "client-7"
+    _, call = predict.with_call(request, metadata=(("x-request-id", "not a plain token!"),), timeout=5)
+    generated = dict(call.trailing_metadata())["x-request-id"]
+    assert generated != "not a plain token!" and len(generated) == 32
+    with pytest.raises(grpc.RpcError) as failed:
+        predict.with_call(sentiment_pb2.PredictRequest(texts=[""]), metadata=(("x-request-id", "client-8"),), timeout=5)
+    assert dict(failed.value.trailing_metadata())["x-request-id"] == "client-8"
+    channel.close()
+    with SentimentClient(grpc_target) as client:
+        arms = {request_id: {client.predict([POSITIVE], request_id=request_id)[0].arm for _ in range(3)}
+                for request_id in (f"user-{n}" for n in range(20))}
+    assert all(len(seen) == 1 for seen in arms.values())
+    assert set().union(*arms.values()) == {"stable", "canary"}
