@@ -1,9 +1,6 @@
-"""Rollouts with real processes: two versions of the small model that answer differently,
-served by the model server; one gateway follows a rollout file that the tests rewrite.
-
-Version 2 is version 1's weights with its vocabulary reversed: the same network reads other
-ids for the same words, so its answers differ from version 1's on many texts.
-"""
+"""Rollouts with real processes: two versions of the small model that answer differently
+(``harness.two_versions``), served by the model server; one gateway follows a rollout file
+that the tests rewrite."""
 
 from __future__ import annotations
 
@@ -24,6 +21,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.processes import Gateway, ModelServer, start_gateway, start_model_server, wait_until
+from harness.two_versions import serve_two_versions
 from serving.gateway.rollouts import canary_draw
 from serving.predictions_log.writer import FILE_NAME, text_hash
 from text_contract.layout import TOKENIZER_FILE
@@ -31,18 +29,6 @@ from text_contract.layout import TOKENIZER_FILE
 SALT = "test-salt"
 LOG_MAX_BYTES = 40_000
 LOG_MAX_FILES = 3
-MODELS_CONFIG = """
-model_config_list {
-  config {
-    name: "imdb_lstm"
-    base_path: "/models/imdb_lstm"
-    model_platform: "tensorflow"
-    model_version_policy { all {} }
-    version_labels { key: "stable" value: 1 }
-    version_labels { key: "canary" value: 2 }
-  }
-}
-"""
 
 
 def samples(text: str) -> list[tuple[str, dict, float]]:
@@ -88,21 +74,10 @@ class Rollouts:
         return response.json()["predictions"]
 
 
-def reversed_vocabulary(version_dir: Path) -> None:
-    contract_file = version_dir / TOKENIZER_FILE
-    contract = json.loads(contract_file.read_text(encoding="utf-8"))
-    contract["vocabulary"] = contract["vocabulary"][::-1]
-    contract_file.write_text(json.dumps(contract), encoding="utf-8")
-
-
 @pytest.fixture(scope="module")
 def two_versions(models_dir: Path, tmp_path_factory) -> Iterator[tuple[ModelServer, Path]]:
     served = tmp_path_factory.mktemp("two-versions")
-    shutil.copytree(models_dir / "imdb_lstm" / "1", served / "imdb_lstm" / "1")
-    shutil.copytree(models_dir / "imdb_lstm" / "1", served / "imdb_lstm" / "2")
-    reversed_vocabulary(served / "imdb_lstm" / "2")
-    config = served.parent / f"{served.name}.config"
-    config.write_text(MODELS_CONFIG, encoding="utf-8")
+    config = serve_two_versions(models_dir / "imdb_lstm" / "1", served)
     server = start_model_server(served, tmp_path_factory.mktemp("model-server-logs"), config=config,
                                 wait_for=["imdb_lstm"], xla=False)
     yield server, served

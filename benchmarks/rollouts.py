@@ -1,0 +1,118 @@
+"""What a rollout costs the users: latency and CPU per request with no rollout, a 10% canary,
+100% shadow traffic, and the prediction log sampling every text.
+
+    python -m benchmarks.rollouts --models-dir models
+
+Serves two versions of the LSTM (``harness.two_versions``) from the model server and loads
+the gateway (2 HTTP workers) with `hey`, 64 clients sending one median-length IMDB review,
+for each rollout in turn; the gateway follows its rollout file without a restart. The
+prediction-log row restarts the gateway with the log on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from benchmarks import results as results_file
+from benchmarks.__main__ import bench_hey
+from benchmarks.model_cost import median_text
+from benchmarks.stack import GATEWAY_DEFAULTS, _cpu_seconds, latest_version, tree_cpu_seconds
+from harness.processes import IMDB_TARBALL, Gateway, start_gateway, start_model_server, wait_until
+from harness.two_versions import MODEL_NAME, serve_two_versions
+from serving.gateway.settings import Settings
+
+CLIENTS = 64
+ROLLOUTS = {
+    "no rollout": "{}",
+    "canary 10%": "lstm: {stable: 1, candidate: 2, canary_percent: 10}",
+    "shadow 100%": "lstm: {stable: 1, candidate: 2, shadow_percent: 100}",
+}
+
+
+def follow(gateway: Gateway, rollout_file: Path, document: str) -> None:
+    """Write the rollout and wait until both workers route by it (each looks once a second)."""
+    rollout_file.write_text(document, encoding="utf-8")
+    time.sleep(1.2)
+    for _ in range(20):
+        requests.post(f"{gateway.url}/v1/sentiment", json={"text": "a film"}, timeout=10).raise_for_status()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.rollouts", description=__doc__.split("\n")[0])
+    parser.add_argument("--models-dir", type=Path, default=Path("models"))
+    parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
+    parser.add_argument("--duration", type=float, default=10, help="seconds per row [10]")
+    parser.add_argument("--out", type=Path, default=results_file.default_path("rollouts.json"))
+    args = parser.parse_args()
+
+    from training.dataset import load_imdb
+
+    review = median_text(load_imdb(args.data).test.texts)
+    body = {"text": review, "model": "lstm"}
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch_dir = Path(scratch)
+        served = scratch_dir / "served"
+        config = serve_two_versions(latest_version(args.models_dir.resolve(), MODEL_NAME), served)
+        server = start_model_server(served, scratch_dir, config=config, wait_for=[MODEL_NAME])
+        rollout_file = scratch_dir / "rollouts.yaml"
+        rollout_file.write_text("{}", encoding="utf-8")
+        common = {**GATEWAY_DEFAULTS, "GATEWAY_HTTP_WORKERS": "2", "GATEWAY_MODELS": "lstm=imdb_lstm",
+                  "GATEWAY_ROLLOUTS_FILE": str(rollout_file)}
+
+        def run(gateway: Gateway, name: str) -> dict:
+            def cpu() -> dict[str, float]:
+                return {"gateway": tree_cpu_seconds(gateway.process.pid),
+                        "model_server": _cpu_seconds([server.process.pid])}
+
+            row = bench_hey(f"{gateway.url}/v1/sentiment", body, CLIENTS, args.duration, name, "lstm", cpu)
+            shadow = requests.get(f"{gateway.url}/metrics", timeout=10).text
+            row["shadow_dropped"] = sum(float(line.rsplit(" ", 1)[1]) for line in shadow.splitlines()
+                                        if line.startswith("sentiment_shadow_requests_total{")
+                                        and 'outcome="dropped"' in line)
+            return row
+
+        try:
+            gateway = start_gateway(server.address, served, scratch_dir, **common)
+            try:
+                wait_until(lambda: requests.get(f"{gateway.url}/readyz", timeout=2).ok, 60, "gateway readiness")
+                for name, document in ROLLOUTS.items():
+                    follow(gateway, rollout_file, document)
+                    rows.append(run(gateway, name))
+            finally:
+                gateway.process.stop()
+            logged = start_gateway(server.address, served, scratch_dir, **common,
+                                   GATEWAY_PREDICTION_LOG_DIR=str(scratch_dir / "predictions"),
+                                   GATEWAY_PREDICTION_LOG_SAMPLE_RATE="1", GATEWAY_PREDICTION_LOG_SALT="bench")
+            try:
+                wait_until(lambda: requests.get(f"{logged.url}/readyz", timeout=2).ok, 60, "gateway readiness")
+                follow(logged, rollout_file, "{}")
+                rows.append(run(logged, "prediction log 100%"))
+            finally:
+                logged.process.stop()
+        finally:
+            server.process.stop()
+
+    base = rows[0]
+    print(f"{CLIENTS} clients, one median-length IMDB review per request, {args.duration:.0f} s per row\n")
+    print("| rollout | requests/s | p50 ms | p99 ms | gateway CPU ms/request | model server CPU ms/request "
+          "| gateway CPU vs no rollout | errors |\n|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        cpu = row["cpu_ms_per_request"]
+        print(f"| {row['scenario']} | {row['requests_per_s']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
+              f"| {cpu['gateway']:.2f} | {cpu['model_server']:.2f} "
+              f"| {cpu['gateway'] / base['cpu_ms_per_request']['gateway']:.2f}x | {row['errors']} |")
+    shadow = next(row for row in rows if row["scenario"] == "shadow 100%")
+    requests_sent = shadow["requests_per_s"] * args.duration
+    print(f"\nshadow 100%: {shadow['shadow_dropped']:.0f} copies dropped of ~{requests_sent:.0f} requests "
+          f"(all {Settings().shadow_max_in_flight} slots per process busy), the rest compared")
+    results_file.save(args.out, {"clients": CLIENTS, "duration_s": args.duration, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
