@@ -31,6 +31,7 @@ COPY text_contract/ text_contract/
 COPY serving/__init__.py serving/tfs_apis.py serving/termination.py serving/grpc_retries.py serving/
 COPY serving/gateway/ serving/gateway/
 COPY serving/client/ serving/client/
+COPY serving/predictions_log/ serving/predictions_log/
 COPY proto/sentiment/ sentiment/
 COPY deploy/gateway-entrypoint.sh deploy/gateway-entrypoint.sh
 
