@@ -20,12 +20,14 @@ Prediction = sentiment_pb2.Prediction
 class SentimentClient:
     """``max_attempts`` tries per call that fails with UNAVAILABLE (gRPC's retry policy,
     throttled; 1 = none). With ``wait_for_ready`` a call waits, within its deadline, for
-    the gateway to become reachable instead of failing at once."""
+    the gateway to become reachable instead of failing at once. ``api_key`` goes with
+    every call, for gateways that ask for keys."""
 
     def __init__(self, target: str = "127.0.0.1:8600", timeout: float = 10.0, *,
-                 max_attempts: int = 3, wait_for_ready: bool = False) -> None:
+                 max_attempts: int = 3, wait_for_ready: bool = False, api_key: str | None = None) -> None:
         self.timeout = timeout
         self._wait_for_ready = wait_for_ready
+        self._auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._channel = grpc.insecure_channel(
             target, options=[("grpc.service_config", service_config(["sentiment.v1.SentimentService"], max_attempts))])
         self._stub = sentiment_pb2_grpc.SentimentServiceStub(self._channel)
@@ -41,13 +43,13 @@ class SentimentClient:
             texts=[texts] if isinstance(texts, str) else list(texts), model=model, version=version,
             explain=explain, explain_top_k=explain_top_k,
         )
-        metadata = (("x-request-id", request_id),) if request_id else None
+        metadata = (*self._auth, *((("x-request-id", request_id),) if request_id else ()))
         return list(self._stub.Predict(request, timeout=timeout or self.timeout, metadata=metadata,
                                        wait_for_ready=self._wait_for_ready).predictions)
 
     def list_models(self, timeout: float | None = None) -> list[sentiment_pb2.Model]:
         return list(self._stub.ListModels(sentiment_pb2.ListModelsRequest(), timeout=timeout or self.timeout,
-                                          wait_for_ready=self._wait_for_ready).models)
+                                          metadata=self._auth, wait_for_ready=self._wait_for_ready).models)
 
     def close(self) -> None:
         self._channel.close()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.gateway import metrics
+from serving.gateway.api_keys import KeyFileError, KeyStore
 from serving.gateway.coalescing import Coalescer
 from serving.gateway.contracts import ContractStore
 from serving.gateway.errors import (
@@ -23,6 +24,7 @@ from serving.gateway.errors import (
     NoKnownWords,
     Overloaded,
     PayloadTooLarge,
+    Unauthenticated,
 )
 from serving.gateway.explanations import Explanation, explain
 from serving.gateway.model_client import ModelServerClient
@@ -140,7 +142,8 @@ class SentimentService:
         self.versions = AvailableVersions(self.client, settings.status_cache_seconds)
         try:
             self.rollouts = Router(settings.models, settings.rollouts_file, settings.rollouts)
-        except RolloutError as error:
+            self.api_keys = KeyStore(settings.api_keys_file) if settings.api_keys_file else None
+        except (RolloutError, KeyFileError) as error:
             raise SettingsError(str(error)) from None
         self.shadow = Shadow(settings.shadow_max_in_flight)
         self.prediction_log = PredictionLog(
@@ -152,6 +155,18 @@ class SentimentService:
         self._calls = Coalescer(self.client.predict, settings.coalesce_max_calls, settings.coalesce_max_rows)
 
     # -- validation, identical for both transports ------------------------------------------
+
+    def authenticate(self, key: str | None, transport: str) -> str | None:
+        """The caller's key id; None when the gateway asks for no key."""
+        if self.api_keys is None:
+            return None
+        key_id = self.api_keys.identify(key)
+        if key_id is None:
+            reason = "missing" if not key else "unknown"
+            metrics.AUTH_FAILURES.labels(transport, reason).inc()
+            raise Unauthenticated("an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+                                  if not key else "the API key is not valid")
+        return key_id
 
     def check_texts(self, texts: list) -> None:
         limit = self.settings.max_texts

@@ -21,6 +21,14 @@ class InvalidInput(GatewayError):
     code = "invalid_input"
 
 
+class Unauthenticated(GatewayError):
+    """No API key, or one that is not in the key file (when the gateway requires keys)."""
+
+    http_status = 401
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    code = "unauthenticated"
+
+
 class PayloadTooLarge(GatewayError):
     http_status = 413
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -75,6 +83,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "invalid_input": (400, "the body is not a valid request; the message names the field and the problem"),
     "incomplete_body": (400, "the connection closed before the whole body arrived"),
     "bad_request": (400, "the HTTP request itself is malformed"),
+    "unauthenticated": (401, "the gateway requires an API key (Authorization: Bearer <key>, or X-API-Key) and got none or an unknown one"),
     "not_found": (404, "no such route"),
     "model_not_found": (404, "unknown model, or a version the model server does not have"),
     "method_not_allowed": (405, "the route does not take this method"),

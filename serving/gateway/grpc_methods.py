@@ -9,6 +9,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from serving.gateway import metrics
+from serving.gateway.api_keys import presented_key
 from serving.gateway.core import SentimentService
 from serving.gateway.errors import GatewayError, InvalidInput, ModelServerTimeout
 from serving.gateway.request_ids import METADATA_KEY, request_id
@@ -27,19 +28,23 @@ def decode(message_type: type[Message], raw: bytes) -> Message:
         raise InvalidInput(f"malformed request: {error}") from None
 
 
-def observe(route: str, context: grpc.ServicerContext, call):
+def observe(route: str, context: grpc.ServicerContext, call, service: SentimentService, open_to_all: bool = False):
     """Run ``call(labels)`` as the gRPC method ``route``, measured, with gateway errors
     answered by their status; ``labels["model"]`` may be set by ``call`` once it knows it,
-    ``labels["request_id"]`` is the call's id (the client's ``x-request-id``, echoed back)."""
+    ``labels["request_id"]`` is the call's id (the client's ``x-request-id``, echoed back).
+    Unless ``open_to_all``, the caller's API key (``authorization: Bearer <key>``
+    metadata) is checked first when the gateway asks for keys."""
     code = grpc.StatusCode.OK
-    given = dict(context.invocation_metadata()).get(METADATA_KEY)
-    labels = {"model": "", "request_id": request_id(given if isinstance(given, str) else None)}
+    metadata = {key: value for key, value in context.invocation_metadata() if isinstance(value, str)}
+    labels = {"model": "", "request_id": request_id(metadata.get(METADATA_KEY))}
     # In the trailers: a failed call's answer then carries no headers, so the client's retry
     # policy may still retry it (headers commit a gRPC call).
     context.set_trailing_metadata(((METADATA_KEY, labels["request_id"]),))
     in_flight = metrics.IN_FLIGHT.labels("grpc").track_inprogress()
     with in_flight, metrics.REQUEST_DURATION.labels("grpc", route).time():
         try:
+            if not open_to_all:
+                service.authenticate(presented_key(metadata.get("authorization"), metadata.get("x-api-key")), "grpc")
             return call(labels)
         except GatewayError as error:
             code = error.grpc_code

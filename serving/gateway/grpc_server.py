@@ -48,7 +48,7 @@ class SentimentServicer:
         self._service = service
 
     def _observe(self, method: str, context: grpc.ServicerContext, call):
-        return observe(f"/{SERVICE_NAME}/{method}", context, call)
+        return observe(f"/{SERVICE_NAME}/{method}", context, call, self._service)
 
     def Predict(self, raw: bytes, context) -> sentiment_pb2.PredictResponse:  # noqa: N802 (gRPC method name)
         def call(labels: dict[str, str]):

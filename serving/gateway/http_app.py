@@ -26,7 +26,8 @@ from werkzeug.exceptions import HTTPException
 from serving.gateway import metrics
 from serving.gateway.whole_body import WholeBody
 from serving.gateway.core import SentimentService
-from serving.gateway.errors import GatewayError, InvalidInput
+from serving.gateway.api_keys import presented_key
+from serving.gateway.errors import GatewayError, InvalidInput, Unauthenticated
 from serving.gateway.open_inference_http import open_inference_blueprint
 from serving.gateway.openapi import openapi_document
 from serving.gateway.request_ids import HEADER as REQUEST_ID_HEADER, request_id
@@ -40,6 +41,14 @@ _HTTP_ERROR_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+# Routes anyone may call when the gateway asks for API keys: probes, metrics (the edge does
+# not forward them), the documents and the demo page; V2's server health is a probe too.
+OPEN_ENDPOINTS = frozenset({
+    "liveness", "readiness", "prometheus_metrics", "openapi_yaml", "openapi_json", "demo_page", "api_docs",
+    "swagger_ui_asset", "static", "open_inference.live", "open_inference.ready",
+})
 
 
 def error_response(status: int, code: str, message: str, retry_after: int | None = None) -> Response:
@@ -119,6 +128,9 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
         g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER))
         g.model = ""
         metrics.IN_FLIGHT.labels("http").inc()
+        if request.endpoint is not None and request.endpoint not in OPEN_ENDPOINTS:
+            g.key_id = service.authenticate(
+                presented_key(request.headers.get("Authorization"), request.headers.get("X-API-Key")), "http")
 
     @app.after_request
     def record(response: Response) -> Response:
@@ -135,7 +147,10 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
 
     @app.errorhandler(GatewayError)
     def gateway_error(error: GatewayError) -> Response:
-        return error_response(error.http_status, error.code, error.message, error.retry_after)
+        response = error_response(error.http_status, error.code, error.message, error.retry_after)
+        if isinstance(error, Unauthenticated):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="sentiment"'
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:

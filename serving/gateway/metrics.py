@@ -97,6 +97,10 @@ PREDICTION_LOG_DROPPED = Counter(
 IN_FLIGHT = Gauge(
     "sentiment_in_flight_requests", "Requests being processed", ["transport"], multiprocess_mode="livesum"
 )
+AUTH_FAILURES = Counter(
+    "sentiment_auth_failures", "Requests refused for want of a valid API key: the key was missing or unknown",
+    ["transport", "reason"],
+)
 MODEL_SERVER_ERRORS = Counter(
     "sentiment_model_server_errors", "Failed calls to the model server by gRPC status", ["grpc_code"]
 )

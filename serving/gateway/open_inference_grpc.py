@@ -42,7 +42,9 @@ class OpenInferenceServicer:
         self._service = service
 
     def _observe(self, method: str, context: grpc.ServicerContext, call):
-        return observe(f"/{SERVICE_NAME}/{method}", context, call)
+        # Server health answers probes, as HTTP's does: no key asked.
+        return observe(f"/{SERVICE_NAME}/{method}", context, call, self._service,
+                       open_to_all=method in ("ServerLive", "ServerReady"))
 
     def ServerLive(self, raw: bytes, context) -> pb.ServerLiveResponse:  # noqa: N802 (gRPC method names)
         def call(labels):

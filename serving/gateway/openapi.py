@@ -19,6 +19,8 @@ from serving.gateway.core import DEFAULT_TOP_K, MAX_TOP_K, ModelInfo
 from serving.gateway.errors import ERROR_CODES
 from serving.gateway.settings import Settings
 
+# Paths open to anyone when the gateway asks for API keys (as http_app.OPEN_ENDPOINTS).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 _TEMPLATE: dict[str, Any] = yaml.safe_load(
     resources.files("serving.gateway").joinpath("openapi.yaml").read_text("utf-8"))
 
@@ -60,4 +62,22 @@ def openapi_document(settings: Settings, models: list[ModelInfo] | None) -> dict
     v2_input = schemas["V2InferRequest"]["properties"]["inputs"]["items"]["properties"]
     v2_input["data"]["maxItems"] = settings.max_texts
     v2_input["shape"]["items"]["maximum"] = settings.max_texts
+    if settings.api_keys_file:
+        _require_keys(document)
     return document
+
+
+def _require_keys(document: dict[str, Any]) -> None:
+    document["components"]["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},
+        "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+    for path, operations in document["paths"].items():
+        if path in OPEN_PATHS:
+            continue
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            operation["security"] = [{"bearer": []}, {"apiKey": []}]
+            v2 = path.startswith("/v2")
+            operation["responses"]["401"] = {"$ref": "#/components/responses/V2Error" if v2 else "#/components/responses/Error"}

@@ -146,6 +146,9 @@ class Settings:
     grpc_max_workers: int = _setting(64, POSITIVE)
     grpc_shutdown_grace_seconds: float = _setting(10.0, seconds)
     health_check_seconds: float = _setting(1.0, seconds)  # how often gRPC health follows readiness
+    # API keys (serving/gateway/api_keys.py): a file of salted key hashes, re-read when it
+    # changes; unset: no key is asked for.
+    api_keys_file: Path | None = _setting(None, path)
     # Rollouts (serving/gateway/rollouts.py): a YAML file re-read when it changes, or the
     # same document inline; unset: unpinned requests go to the newest available version.
     rollouts_file: Path | None = _setting(None, path)
