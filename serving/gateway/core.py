@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.gateway import metrics
-from serving.gateway.api_keys import KeyFileError, KeyStore
 from serving.gateway.coalescing import Coalescer
 from serving.gateway.contracts import ContractStore
 from serving.gateway.errors import (
@@ -28,8 +27,9 @@ from serving.gateway.errors import (
 )
 from serving.gateway.explanations import Explanation, explain
 from serving.gateway.model_client import ModelServerClient
-from serving.gateway.rollouts import CANARY, STABLE, RolloutError, Route, Router, VersionRef
-from serving.gateway.settings import Settings, SettingsError
+from serving.gateway.operator_files import read_files
+from serving.gateway.rollouts import CANARY, STABLE, Route, VersionRef
+from serving.gateway.settings import Settings
 from serving.gateway.shadow import Shadow
 from serving.predictions_log.writer import PredictionLog
 
@@ -140,11 +140,7 @@ class SentimentService:
         )
         self.contracts = ContractStore(settings.models_dir)
         self.versions = AvailableVersions(self.client, settings.status_cache_seconds)
-        try:
-            self.rollouts = Router(settings.models, settings.rollouts_file, settings.rollouts)
-            self.api_keys = KeyStore(settings.api_keys_file) if settings.api_keys_file else None
-        except (RolloutError, KeyFileError) as error:
-            raise SettingsError(str(error)) from None
+        self.rollouts, self.api_keys = read_files(settings)
         self.shadow = Shadow(settings.shadow_max_in_flight)
         self.prediction_log = PredictionLog(
             settings.prediction_log_dir, settings.prediction_log_sample_rate,

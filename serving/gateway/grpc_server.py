@@ -12,6 +12,7 @@ are refused by gRPC with RESOURCE_EXHAUSTED; requests that are not a valid messa
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from concurrent import futures
 
@@ -25,7 +26,7 @@ from serving.gateway.core import Prediction, SentimentService
 from serving.gateway.grpc_methods import call_timeout, decode, generic_handler, observe
 from serving.gateway.open_inference_grpc import SERVICE_NAME as OPEN_INFERENCE_SERVICE
 from serving.gateway.open_inference_grpc import OpenInferenceServicer
-from serving.gateway.settings import Settings
+from serving.gateway.settings import Settings, SettingsError
 from serving.termination import TerminationSignal
 
 log = logging.getLogger(__name__)
@@ -117,9 +118,13 @@ def build_server(settings: Settings, service: SentimentService) -> tuple[grpc.Se
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        service = SentimentService(settings)
+    except SettingsError as error:
+        log.error("%s", error)
+        sys.exit(2)
     metrics.forget_dead_processes()  # e.g. this server's predecessor's in-flight gauge
-    service = SentimentService(settings)
     server, health_servicer, port = build_server(settings, service)
     server.start()
     termination = TerminationSignal()

@@ -18,6 +18,7 @@ import sys
 from granian import Granian
 from granian.constants import Interfaces
 
+from serving.gateway.operator_files import read_files
 from serving.gateway.settings import Settings, SettingsError
 
 APP = "serving.gateway.wsgi:app"
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
+        if args.app == APP:
+            read_files(settings)  # here, not in every worker: a bad file stops the start once
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
