@@ -94,6 +94,7 @@ bench: models
 	$(PY) -m benchmarks.http_servers --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/http-servers.json
 	$(PY) -m benchmarks.batch_timeout --models-dir $(MODELS_DIR) $(DATA_FLAG)
 	$(PY) -m benchmarks.explain --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/explain.json
+	$(PY) -m benchmarks.features --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/features.json
 	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR) --out $(BENCH_OUT)/warmup.json
 	@bash deploy/local/install-tools.sh nginx=nginx
 	$(PY) -m benchmarks.edge --models-dir $(MODELS_DIR)

@@ -124,7 +124,8 @@ def _cpu_per_request(before: dict[str, float], after: dict[str, float], load_gen
 
 
 def bench_hey(
-    url: str, body: dict, clients: int, duration: float, name: str, model: str, cpu: CpuMeter | None = None
+    url: str, body: dict, clients: int, duration: float, name: str, model: str, cpu: CpuMeter | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict:
     """One `hey` run; with ``cpu``, also the CPU each process spent per request (where the time goes)."""
     hey = shutil.which("hey")
@@ -132,7 +133,8 @@ def bench_hey(
         raise SystemExit("hey is not installed: apt-get install hey (or `make bench`)")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(body, handle)
-    command = [hey, "-c", str(clients), "-m", "POST", "-T", "application/json", "-D", handle.name, url]
+    extra = [argument for name, value in (headers or {}).items() for argument in ("-H", f"{name}: {value}")]
+    command = [hey, "-c", str(clients), "-m", "POST", "-T", "application/json", "-D", handle.name, *extra, url]
     subprocess.run([command[0], "-z", "2s", *command[1:]], capture_output=True, text=True)  # warm-up
     services_before = cpu() if cpu else {}
     hey_before = _used(resource.getrusage(resource.RUSAGE_CHILDREN))

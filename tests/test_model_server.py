@@ -148,7 +148,11 @@ def test_new_version_is_loaded_and_broken_one_refused(models_dir, tmp_path):
     served = tmp_path / "models"
     for name in ("imdb_lstm", "imdb_simple_rnn"):
         shutil.copytree(models_dir / name / "1", served / name / "1")
-    server = start_model_server(served, tmp_path)
+    # One version served at a time, so that the new one replaces the old.
+    config = tmp_path / "latest-1.config"
+    config.write_text(MODELS_CONFIG.read_text().replace("num_versions: 2", "num_versions: 1"))
+    assert "num_versions: 1" in config.read_text()
+    server = start_model_server(served, tmp_path, config=config)
     try:
         status_url = f"{server.rest}/v1/models/imdb_lstm"
         # A broken version 2 (no variables) is refused; version 1 keeps serving.

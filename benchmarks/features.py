@@ -1,12 +1,12 @@
-"""What a rollout costs the users: latency and CPU per request with no rollout, a 10% canary,
-100% shadow traffic, and the prediction log sampling every text.
+"""What the gateway's optional features cost the users: latency and CPU per request with no
+rollout, a 10% canary, 100% shadow traffic, the prediction log sampling every text, and API keys.
 
-    python -m benchmarks.rollouts --models-dir models
+    python -m benchmarks.features --models-dir models
 
 Serves two versions of the LSTM (``harness.two_versions``) from the model server and loads
 the gateway (2 HTTP workers) with `hey`, 64 clients sending one median-length IMDB review,
 for each rollout in turn; the gateway follows its rollout file without a restart. The
-prediction-log row restarts the gateway with the log on.
+prediction-log and API-key rows restart the gateway with the feature on.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from benchmarks.model_cost import median_text
 from benchmarks.stack import GATEWAY_DEFAULTS, _cpu_seconds, latest_version, tree_cpu_seconds
 from harness.processes import IMDB_TARBALL, Gateway, start_gateway, start_model_server, wait_until
 from harness.two_versions import MODEL_NAME, serve_two_versions
+from serving.gateway.api_keys import hash_line, new_key
 from serving.gateway.settings import Settings
 
 CLIENTS = 64
@@ -43,11 +44,11 @@ def follow(gateway: Gateway, rollout_file: Path, document: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.rollouts", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.features", description=__doc__.split("\n")[0])
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
     parser.add_argument("--duration", type=float, default=10, help="seconds per row [10]")
-    parser.add_argument("--out", type=Path, default=results_file.default_path("rollouts.json"))
+    parser.add_argument("--out", type=Path, default=results_file.default_path("features.json"))
     args = parser.parse_args()
 
     from training.dataset import load_imdb
@@ -65,12 +66,12 @@ def main() -> None:
         common = {**GATEWAY_DEFAULTS, "GATEWAY_HTTP_WORKERS": "2", "GATEWAY_MODELS": "lstm=imdb_lstm",
                   "GATEWAY_ROLLOUTS_FILE": str(rollout_file)}
 
-        def run(gateway: Gateway, name: str) -> dict:
+        def run(gateway: Gateway, name: str, headers: dict[str, str] | None = None) -> dict:
             def cpu() -> dict[str, float]:
                 return {"gateway": tree_cpu_seconds(gateway.process.pid),
                         "model_server": _cpu_seconds([server.process.pid])}
 
-            row = bench_hey(f"{gateway.url}/v1/sentiment", body, CLIENTS, args.duration, name, "lstm", cpu)
+            row = bench_hey(f"{gateway.url}/v1/sentiment", body, CLIENTS, args.duration, name, "lstm", cpu, headers)
             shadow = requests.get(f"{gateway.url}/metrics", timeout=10).text
             row["shadow_dropped"] = sum(float(line.rsplit(" ", 1)[1]) for line in shadow.splitlines()
                                         if line.startswith("sentiment_shadow_requests_total{")
@@ -86,21 +87,31 @@ def main() -> None:
                     rows.append(run(gateway, name))
             finally:
                 gateway.process.stop()
-            logged = start_gateway(server.address, served, scratch_dir, **common,
-                                   GATEWAY_PREDICTION_LOG_DIR=str(scratch_dir / "predictions"),
-                                   GATEWAY_PREDICTION_LOG_SAMPLE_RATE="1", GATEWAY_PREDICTION_LOG_SALT="bench")
-            try:
-                wait_until(lambda: requests.get(f"{logged.url}/readyz", timeout=2).ok, 60, "gateway readiness")
-                follow(logged, rollout_file, "{}")
-                rows.append(run(logged, "prediction log 100%"))
-            finally:
-                logged.process.stop()
+            rollout_file.write_text("{}", encoding="utf-8")  # the feature rows run without a rollout
+            key = new_key()
+            key_file = scratch_dir / "api-keys"
+            # Ten keys in the file: a request's key is checked against every line.
+            key_file.write_text("\n".join([hash_line("bench", key), *(hash_line(f"other-{n}", new_key()) for n in range(9))]))
+            features = {
+                "prediction log 100%": ({"GATEWAY_PREDICTION_LOG_DIR": str(scratch_dir / "predictions"),
+                                         "GATEWAY_PREDICTION_LOG_SAMPLE_RATE": "1",
+                                         "GATEWAY_PREDICTION_LOG_SALT": "bench"}, None),
+                "API keys (10 in the file)": ({"GATEWAY_API_KEYS_FILE": str(key_file)},
+                                              {"Authorization": f"Bearer {key}"}),
+            }
+            for name, (environment, headers) in features.items():
+                featured = start_gateway(server.address, served, scratch_dir, **common, **environment)
+                try:
+                    wait_until(lambda: requests.get(f"{featured.url}/readyz", timeout=2).ok, 60, "gateway readiness")
+                    rows.append(run(featured, name, headers))
+                finally:
+                    featured.process.stop()
         finally:
             server.process.stop()
 
     base = rows[0]
     print(f"{CLIENTS} clients, one median-length IMDB review per request, {args.duration:.0f} s per row\n")
-    print("| rollout | requests/s | p50 ms | p99 ms | gateway CPU ms/request | model server CPU ms/request "
+    print("| feature | requests/s | p50 ms | p99 ms | gateway CPU ms/request | model server CPU ms/request "
           "| gateway CPU vs no rollout | errors |\n|---|---|---|---|---|---|---|---|")
     for row in rows:
         cpu = row["cpu_ms_per_request"]
@@ -108,9 +119,9 @@ def main() -> None:
               f"| {cpu['gateway']:.2f} | {cpu['model_server']:.2f} "
               f"| {cpu['gateway'] / base['cpu_ms_per_request']['gateway']:.2f}x | {row['errors']} |")
     shadow = next(row for row in rows if row["scenario"] == "shadow 100%")
-    requests_sent = shadow["requests_per_s"] * args.duration
-    print(f"\nshadow 100%: {shadow['shadow_dropped']:.0f} copies dropped of ~{requests_sent:.0f} requests "
-          f"(all {Settings().shadow_max_in_flight} slots per process busy), the rest compared")
+    requests_sent = shadow["requests_per_s"] * (args.duration + 2)  # bench_hey's 2 s warm-up included
+    print(f"\nshadow 100%: {shadow['shadow_dropped']:.0f} of ~{requests_sent:.0f} copies dropped "
+          f"(all {Settings().shadow_max_in_flight} slots of a process busy), the rest compared")
     results_file.save(args.out, {"clients": CLIENTS, "duration_s": args.duration, "rows": rows})
 
 
