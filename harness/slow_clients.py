@@ -103,6 +103,7 @@ class NormalClient:
     duration: float
     pause: float = 0.05
     timeout: float = 5.0
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. an API key
     statuses: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
 
@@ -111,7 +112,8 @@ class NormalClient:
         while time.monotonic() < deadline:
             started = time.perf_counter()
             try:
-                response = requests.post(self.url, json={"text": "A wonderful, moving film."}, timeout=self.timeout)
+                response = requests.post(self.url, json={"text": "A wonderful, moving film."}, headers=self.headers,
+                                         timeout=self.timeout)
                 self.statuses.append(str(response.status_code))
             except requests.RequestException as error:
                 self.statuses.append(type(error).__name__)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 import requests
 import yaml
@@ -39,6 +40,7 @@ from harness.slow_clients import NormalClient, SlowClients
 from text_contract.tokenizer import DEFAULT_MAXLEN as MAXLEN
 from training.signature import compiled_shapes
 from serving.client import SentimentClient
+from serving.gateway.api_keys import hash_line, new_key
 
 # The first run builds the base images and every image (~10 min on 2 cores); later runs reuse them.
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
@@ -58,6 +60,11 @@ class Deployment:
     prometheus_port: int
     log_file: Path
     rollouts_dir: Path
+    api_key: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     @property
     def http(self) -> str:
@@ -81,7 +88,7 @@ class Deployment:
         return self.inspect(service)["State"]["Health"]["Status"]
 
     def predict(self, text: str = "A wonderful, moving film.", timeout: float = 10) -> requests.Response:
-        return requests.post(f"{self.http}/v1/sentiment", json={"text": text}, timeout=timeout)
+        return requests.post(f"{self.http}/v1/sentiment", json={"text": text}, headers=self.auth, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +111,11 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     shutil.copy(ROOT / "deploy" / "rollouts" / "rollouts.yaml", rollouts_dir / "rollouts.yaml")
     rollouts_dir.chmod(0o755)
     (rollouts_dir / "rollouts.yaml").chmod(0o644)
+    # The compose file asks for API keys: a key file like deploy/keys/api-keys, with one key.
+    keys_dir, api_key = tmp_path_factory.mktemp("keys"), new_key()
+    (keys_dir / "api-keys").write_text(hash_line("compose-test", api_key) + "\n")
+    keys_dir.chmod(0o755)
+    (keys_dir / "api-keys").chmod(0o644)
     compose = ComposeProject(podman, PROJECT, {
         "SENTIMENT_TEST_PYTHON_IMAGE": python_image,
         "SENTIMENT_TEST_PROMETHEUS_IMAGE": prometheus_image,
@@ -112,9 +124,11 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         "IMDB_DATA_FILE": IMDB_TARBALL.name,
         "SENTIMENT_TRAIN_ARGS": TRAIN_ARGS,
         "SENTIMENT_ROLLOUTS_DIR": str(rollouts_dir),
+        "SENTIMENT_API_KEYS_DIR": str(keys_dir),
         **{name: str(port) for name, port in ports.items()},
     })
-    deployment = Deployment(compose, *ports.values(), tmp_path_factory.mktemp("compose") / "compose.log", rollouts_dir)
+    deployment = Deployment(compose, *ports.values(), tmp_path_factory.mktemp("compose") / "compose.log", rollouts_dir,
+                            api_key)
     try:
         compose("down", "--volumes", "--remove-orphans", check=False)  # whatever a killed run left
         compose("build")
@@ -149,23 +163,35 @@ def test_trainer_exports_then_every_service_becomes_healthy(deployment):
 
 
 def test_predictions_over_http_and_grpc_through_the_published_ports(deployment):
-    models = requests.get(f"{deployment.http}/v1/models", timeout=10).json()["models"]
+    models = requests.get(f"{deployment.http}/v1/models", headers=deployment.auth, timeout=10).json()["models"]
     assert {(m["model"], m["model_name"], str(m["versions"])) for m in models} == {
         ("lstm", "imdb_lstm", "[{'version': 1, 'state': 'AVAILABLE'}]"),
         ("simple_rnn", "imdb_simple_rnn", "[{'version': 1, 'state': 'AVAILABLE'}]"),
     }
     for model in ("lstm", "simple_rnn"):
-        response = requests.post(
-            f"{deployment.http}/v1/sentiment", json={"texts": ["Loved it.", "Hated it."], "model": model}, timeout=10
-        )
+        response = requests.post(f"{deployment.http}/v1/sentiment", headers=deployment.auth,
+                                 json={"texts": ["Loved it.", "Hated it."], "model": model}, timeout=10)
         assert response.status_code == 200, response.text
         predictions = response.json()["predictions"]
         assert [p["model_version"] for p in predictions] == [1, 1]
         assert all(0 <= p["positive_probability"] <= 1 for p in predictions)
-    with SentimentClient(deployment.grpc_target) as client:
+    with SentimentClient(deployment.grpc_target, api_key=deployment.api_key) as client:
         (prediction,) = client.predict(["Loved it."], model="simple_rnn", timeout=10)
         assert (prediction.model_name, prediction.model_version) == ("imdb_simple_rnn", 1)
         assert {m.model for m in client.list_models(timeout=10)} == {"lstm", "simple_rnn"}
+
+
+def test_api_keys_are_required_by_default_over_http_and_grpc(deployment):
+    for headers in ({}, {"Authorization": "Bearer sk_not_a_key"}):
+        refused = requests.post(f"{deployment.http}/v1/sentiment", json={"text": "Loved it."}, headers=headers, timeout=10)
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthenticated"
+        assert refused.headers["WWW-Authenticate"] == 'Bearer realm="sentiment"'
+    assert requests.post(f"{deployment.http}/v1/sentiment", json={"text": "Loved it."},
+                         headers={"X-API-Key": deployment.api_key}, timeout=10).status_code == 200
+    with SentimentClient(deployment.grpc_target) as client, pytest.raises(grpc.RpcError) as refused:
+        client.predict(["Loved it."], timeout=10)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert requests.get(f"{deployment.http}/readyz", timeout=10).status_code == 200  # probes stay open
 
 
 def test_prometheus_collects_the_gateway_and_the_model_server(deployment):
@@ -200,7 +226,7 @@ def test_slow_clients_do_not_take_the_published_http_port_down(deployment):
     """300 connections trickling bodies into the edge; a normal client beside them."""
     with SlowClients("127.0.0.1", deployment.http_port, count=300, interval=3) as slow:
         time.sleep(1)
-        normal = NormalClient(f"{deployment.http}/v1/sentiment", duration=8).run()
+        normal = NormalClient(f"{deployment.http}/v1/sentiment", duration=8, headers=deployment.auth).run()
         wait_until(lambda: slow.still_open == 0, 15, "the edge closing the slow connections")
     print(f"\ncompose edge, 300 slow connections: {normal.success_rate:.0%} of {len(normal.statuses)} normal "
           f"requests succeeded, p99 {normal.p99 * 1000:.0f} ms")
@@ -209,7 +235,8 @@ def test_slow_clients_do_not_take_the_published_http_port_down(deployment):
 
 
 def test_a_new_version_rolls_out_under_load_without_a_failed_request(deployment):
-    with Traffic(http_sender(deployment.http, {"text": "A wonderful, moving film."}), workers=2) as traffic:
+    with Traffic(http_sender(deployment.http, {"text": "A wonderful, moving film."}, headers=deployment.auth),
+                 workers=2) as traffic:
         # Without arguments the trainer skips existing models; with them it publishes a new version.
         deployment.compose("run", "--rm", "-T", "trainer", "--seed", "8")
         # The version's warmup compiles every XLA shape before it serves (~20 s here).
@@ -231,7 +258,7 @@ def test_a_canary_rollout_splits_unpinned_traffic_until_the_candidate_is_promote
         for index in range(count):
             request_id = f"{prefix}-{index}"
             response = requests.post(f"{deployment.http}/v1/sentiment", json={"text": "A wonderful, moving film."},
-                                     headers={"X-Request-ID": request_id}, timeout=10)
+                                     headers={"X-Request-ID": request_id, **deployment.auth}, timeout=10)
             assert response.status_code == 200, response.text
             (prediction,) = response.json()["predictions"]
             out.append((request_id, prediction["arm"], prediction["model_version"]))

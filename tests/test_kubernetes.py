@@ -4,6 +4,7 @@ Plus the piece of it that runs here: gRPC round robin over two model servers."""
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 from dataclasses import fields
@@ -23,6 +24,7 @@ from harness.processes import (
     start_model_server,
 )
 from serving.gateway import metrics
+from serving.gateway.api_keys import parse_key_file
 from serving.gateway.rollouts import load_document, parse_rollouts
 from serving.gateway.settings import Settings
 
@@ -178,6 +180,20 @@ def test_the_rollout_file_is_the_one_compose_mounts_and_reaches_both_gateway_con
         assert {"name": "rollouts", "mountPath": str(file.parent), "readOnly": True} in container["volumeMounts"]
     compose_file = Path(COMPOSE["gateway"]["environment"]["GATEWAY_ROLLOUTS_FILE"])
     assert f"${{SENTIMENT_ROLLOUTS_DIR:-./deploy/rollouts}}:{compose_file.parent}:ro" in COMPOSE["gateway"]["volumes"]
+
+
+def test_api_keys_are_on_by_default_from_the_file_compose_mounts(base):
+    shipped = ROOT / "deploy" / "keys" / "api-keys"
+    assert parse_key_file(shipped.read_text(), str(shipped)) == []  # no key: every prediction route answers 401
+    secret = base[("Secret", "gateway-api-keys")]  # no name hash: edits reach running pods
+    assert base64.b64decode(secret["data"]["api-keys"]).decode() == shipped.read_text()
+    pod = base[("Deployment", "gateway")]["spec"]["template"]["spec"]
+    assert {"name": "api-keys", "secret": {"secretName": "gateway-api-keys"}} in pod["volumes"]
+    for container in pod["containers"]:
+        file = Path(env(container)["GATEWAY_API_KEYS_FILE"])
+        assert {"name": "api-keys", "mountPath": str(file.parent), "readOnly": True} in container["volumeMounts"]
+    compose_file = Path(COMPOSE["gateway"]["environment"]["GATEWAY_API_KEYS_FILE"])
+    assert f"${{SENTIMENT_API_KEYS_DIR:-./deploy/keys}}:{compose_file.parent}:ro" in COMPOSE["gateway"]["volumes"]
 
 
 def test_rollouts_keep_capacity_and_termination_outlasts_the_drain(base):

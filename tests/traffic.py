@@ -81,9 +81,11 @@ class Traffic:
             return self.outcomes[-1] if self.outcomes else None
 
 
-def http_sender(base_url: str, body: dict, timeout: float = 15) -> Callable[[], Sender]:
+def http_sender(base_url: str, body: dict, timeout: float = 15, headers: dict[str, str] | None = None
+                ) -> Callable[[], Sender]:
     def make() -> Sender:
         session = requests.Session()
+        session.headers.update(headers or {})
 
         def send() -> tuple[str, object]:
             response = session.post(f"{base_url}/v1/sentiment", json=body, timeout=timeout)
