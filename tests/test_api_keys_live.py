@@ -6,9 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import numpy as np
 import pytest
 import requests
 from reviews import POSITIVE
@@ -76,3 +80,44 @@ def test_a_broken_or_missing_key_file_stops_the_start_with_the_problem_named(
     started = subprocess.run([sys.executable, "-m", server], cwd=ROOT, env=environ,
                              capture_output=True, text=True, timeout=60)
     assert started.returncode == 2 and problem in started.stderr, started.stderr[-2000:]
+
+
+def test_a_flooding_key_is_limited_while_another_key_keeps_its_latency(model_server, models_dir, tmp_path):
+    """Key "noisy" floods from 8 threads; key "quiet" sends 5 requests a second beside it:
+    every quiet request succeeds with a p99 under 1 s, and the noisy key gets 429s."""
+    noisy, quiet = new_key(), new_key()
+    key_file = tmp_path / "api-keys"
+    key_file.write_text(f"{hash_line('noisy', noisy)}\n{hash_line('quiet', quiet)}\n")
+    gateway = start_gateway(model_server.address, models_dir, tmp_path, GATEWAY_API_KEYS_FILE=str(key_file),
+                            GATEWAY_HTTP_WORKERS="1", GATEWAY_RATE_LIMIT_PER_KEY="20", GATEWAY_RATE_LIMIT_BURST="20")
+    url = f"{gateway.url}/v1/sentiment"
+    stop = threading.Event()
+    noisy_statuses: Counter = Counter()
+
+    def flood() -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            noisy_statuses[session.post(url, json={"text": POSITIVE}, headers={"X-API-Key": noisy}, timeout=10).status_code] += 1
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(8):
+                pool.submit(flood)
+            time.sleep(1)
+            quiet_statuses, latencies = Counter(), []
+            session = requests.Session()
+            for _ in range(25):
+                started = time.perf_counter()
+                quiet_statuses[session.post(url, json={"text": POSITIVE}, headers={"X-API-Key": quiet},
+                                            timeout=10).status_code] += 1
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.2)
+            stop.set()
+        assert quiet_statuses == Counter({200: 25})
+        assert float(np.percentile(latencies, 99)) < 1.0, latencies
+        assert noisy_statuses[429] > noisy_statuses[200] > 0, noisy_statuses
+        metrics = requests.get(f"{gateway.url}/metrics", timeout=10).text
+        assert 'key_id="noisy"' in metrics and 'key_id="quiet"' not in metrics
+    finally:
+        stop.set()
+        gateway.process.stop()

@@ -125,6 +125,8 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         "SENTIMENT_TRAIN_ARGS": TRAIN_ARGS,
         "SENTIMENT_ROLLOUTS_DIR": str(rollouts_dir),
         "SENTIMENT_API_KEYS_DIR": str(keys_dir),
+        # The tier's load tests send from one key faster than the default per-key rate.
+        "SENTIMENT_RATE_LIMIT_PER_KEY": "10000",
         **{name: str(port) for name, port in ports.items()},
     })
     deployment = Deployment(compose, *ports.values(), tmp_path_factory.mktemp("compose") / "compose.log", rollouts_dir,

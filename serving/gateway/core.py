@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -23,11 +24,13 @@ from serving.gateway.errors import (
     NoKnownWords,
     Overloaded,
     PayloadTooLarge,
+    RateLimited,
     Unauthenticated,
 )
 from serving.gateway.explanations import Explanation, explain
 from serving.gateway.model_client import ModelServerClient
 from serving.gateway.operator_files import read_files
+from serving.gateway.rate_limits import RateLimiter
 from serving.gateway.rollouts import CANARY, STABLE, Route, VersionRef
 from serving.gateway.settings import Settings
 from serving.gateway.shadow import Shadow
@@ -141,6 +144,8 @@ class SentimentService:
         self.contracts = ContractStore(settings.models_dir)
         self.versions = AvailableVersions(self.client, settings.status_cache_seconds)
         self.rollouts, self.api_keys = read_files(settings)
+        self.rate_limits = RateLimiter(settings.rate_limit_per_key, settings.rate_limit_burst) \
+            if settings.rate_limit_per_key and settings.api_keys_file else None
         self.shadow = Shadow(settings.shadow_max_in_flight)
         self.prediction_log = PredictionLog(
             settings.prediction_log_dir, settings.prediction_log_sample_rate,
@@ -153,7 +158,8 @@ class SentimentService:
     # -- validation, identical for both transports ------------------------------------------
 
     def authenticate(self, key: str | None, transport: str) -> str | None:
-        """The caller's key id; None when the gateway asks for no key."""
+        """The caller's key id, once its key is valid and within its rate; None when the
+        gateway asks for no key."""
         if self.api_keys is None:
             return None
         key_id = self.api_keys.identify(key)
@@ -162,6 +168,11 @@ class SentimentService:
             metrics.AUTH_FAILURES.labels(transport, reason).inc()
             raise Unauthenticated("an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
                                   if not key else "the API key is not valid")
+        if self.rate_limits is not None and (wait := self.rate_limits.admit(key_id)):
+            metrics.RATE_LIMITED.labels(transport, key_id).inc()
+            retry_after = max(1, math.ceil(wait))
+            raise RateLimited(f"API key {key_id!r} is over its rate of {self.rate_limits.rate:g} requests a second; "
+                              f"retry after {retry_after} s", retry_after=retry_after)
         return key_id
 
     def check_texts(self, texts: list) -> None:

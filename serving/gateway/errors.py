@@ -43,6 +43,14 @@ class Overloaded(GatewayError):
     code = "too_many_requests"
 
 
+class RateLimited(GatewayError):
+    """This client (API key) sent more requests than ``GATEWAY_RATE_LIMIT_PER_KEY`` allows."""
+
+    http_status = 429
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "rate_limited"
+
+
 class NoKnownWords(GatewayError):
     """A text without a word the model knows, refused when the gateway is set to."""
 
@@ -92,6 +100,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "unsupported_media_type": (415, "the body is not sent as application/json"),
     "no_known_words": (422, "a text has no word in the model's vocabulary (only when the gateway refuses them)"),
     "too_many_requests": (429, "too many predictions in progress in this gateway process; retry after Retry-After"),
+    "rate_limited": (429, "this API key sent more requests than its rate allows (GATEWAY_RATE_LIMIT_PER_KEY); retry after Retry-After"),
     "internal_error": (500, "a failure of the gateway itself; it was logged"),
     "model_server_error": (502, "the model server answered with an unexpected error"),
     "model_server_unavailable": (503, "the model server is down, overloaded or restarting; retry after Retry-After"),

@@ -48,6 +48,9 @@ def observe(route: str, context: grpc.ServicerContext, call, service: SentimentS
             return call(labels)
         except GatewayError as error:
             code = error.grpc_code
+            if error.retry_after is not None:  # the retry hint HTTP gives in Retry-After
+                context.set_trailing_metadata(((METADATA_KEY, labels["request_id"]),
+                                               ("retry-after", str(error.retry_after))))
             context.abort(code, error.message)
         except Exception:  # a bug, not the client's doing: logged here, never shown to the client
             code = grpc.StatusCode.INTERNAL

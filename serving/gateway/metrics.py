@@ -101,6 +101,10 @@ AUTH_FAILURES = Counter(
     "sentiment_auth_failures", "Requests refused for want of a valid API key: the key was missing or unknown",
     ["transport", "reason"],
 )
+RATE_LIMITED = Counter(
+    "sentiment_rate_limited", "Requests refused because their API key was over its rate, by key id",
+    ["transport", "key_id"],
+)
 MODEL_SERVER_ERRORS = Counter(
     "sentiment_model_server_errors", "Failed calls to the model server by gRPC status", ["grpc_code"]
 )

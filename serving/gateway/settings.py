@@ -58,6 +58,16 @@ def seconds(raw: str) -> float:
     return value
 
 
+def non_negative(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError("must be a number of at least 0")
+    return value
+
+
 def fraction(raw: str) -> float:
     try:
         value = float(raw)
@@ -149,6 +159,10 @@ class Settings:
     # API keys (serving/gateway/api_keys.py): a file of salted key hashes, re-read when it
     # changes; unset: no key is asked for.
     api_keys_file: Path | None = _setting(None, path)
+    # Requests a second each API key may send to a process (token bucket; 0: no limit),
+    # and the burst it may send at once. Needs keys: without them callers are not told apart.
+    rate_limit_per_key: float = _setting(0.0, non_negative)
+    rate_limit_burst: int = _setting(50, POSITIVE)
     # Rollouts (serving/gateway/rollouts.py): a YAML file re-read when it changes, or the
     # same document inline; unset: unpinned requests go to the newest available version.
     rollouts_file: Path | None = _setting(None, path)
@@ -186,6 +200,9 @@ class Settings:
                 f"{cls.variable('default_model')}={settings.default_model!r}: "
                 f"must be one of the models in {cls.variable('models')} ({', '.join(settings.models)})"
             )
+        if settings.rate_limit_per_key and not settings.api_keys_file:
+            raise SettingsError(f"{cls.variable('rate_limit_per_key')} needs {cls.variable('api_keys_file')}: "
+                                "rates are counted per API key")
         if settings.prediction_log_dir and settings.prediction_log_texts == "hash" and not settings.prediction_log_salt:
             raise SettingsError(
                 f"{cls.variable('prediction_log_dir')} is set with hashed texts: "

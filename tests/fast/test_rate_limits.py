@@ -1,0 +1,83 @@
+"""Per-key rate limits in process: the token bucket, and its answers over HTTP and gRPC."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import grpc
+import pytest
+
+from serving.gateway.api_keys import hash_line, new_key
+from serving.gateway.core import SentimentService
+from serving.gateway.grpc_server import build_server
+from serving.gateway.http_app import create_app
+from serving.gateway.rate_limits import RateLimiter
+from serving.gateway.settings import Settings, SettingsError
+from sentiment.v1 import sentiment_pb2
+
+
+class Clock:
+    now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_bucket_allows_its_burst_then_its_rate_per_client():
+    clock = Clock()
+    limiter = RateLimiter(rate=2, burst=3, clock=clock)
+    assert [limiter.admit("a") for _ in range(3)] == [0, 0, 0]
+    assert limiter.admit("a") == pytest.approx(0.5)  # one token comes back every 1/rate s
+    assert limiter.admit("b") == 0  # another client has its own bucket
+    clock.now += 0.5
+    assert limiter.admit("a") == 0 and limiter.admit("a") > 0
+    clock.now += 60
+    assert [limiter.admit("a") for _ in range(4)] == [0, 0, 0, pytest.approx(0.5)]  # never more than the burst
+
+
+def test_a_rate_without_keys_is_refused_at_start():
+    with pytest.raises(SettingsError, match="needs GATEWAY_API_KEYS_FILE"):
+        Settings.from_env({"GATEWAY_RATE_LIMIT_PER_KEY": "10"})
+
+
+@pytest.fixture
+def limited(settings, model_client, tmp_path):
+    noisy, quiet = new_key(), new_key()
+    (tmp_path / "keys").write_text(f"{hash_line('noisy', noisy)}\n{hash_line('quiet', quiet)}\n")
+    limited_settings = replace(settings, api_keys_file=tmp_path / "keys", rate_limit_per_key=0.5, rate_limit_burst=2)
+    return limited_settings, SentimentService(limited_settings, client=model_client), noisy, quiet
+
+
+def test_http_answers_429_with_retry_after_to_the_key_over_its_rate_only(limited):
+    settings, service, noisy, quiet = limited
+    with create_app(settings, service).test_client() as http:
+        def status(key: str):
+            return http.post("/v1/sentiment", json={"text": "a good film"}, headers={"X-API-Key": key})
+
+        assert [status(noisy).status_code for _ in range(2)] == [200, 200]
+        refused = status(noisy)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "2"
+        assert refused.get_json()["error"]["code"] == "rate_limited" and "'noisy'" in refused.get_json()["error"]["message"]
+        assert status(quiet).status_code == 200
+        assert 'sentiment_rate_limited_total{key_id="noisy",transport="http"} 1.0' in http.get("/metrics").text
+
+
+def test_grpc_answers_resource_exhausted_with_a_retry_hint(limited):
+    settings, service, noisy, _ = limited
+    server, _, port = build_server(replace(settings, grpc_host="127.0.0.1", grpc_port=0), service)
+    server.start()
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        predict = channel.unary_unary("/sentiment.v1.SentimentService/Predict",
+                                      request_serializer=sentiment_pb2.PredictRequest.SerializeToString,
+                                      response_deserializer=sentiment_pb2.PredictResponse.FromString)
+        request, metadata = sentiment_pb2.PredictRequest(texts=["a good film"]), (("authorization", f"Bearer {noisy}"),)
+        for _ in range(2):
+            predict(request, metadata=metadata, timeout=5)
+        with pytest.raises(grpc.RpcError) as refused:
+            predict(request, metadata=metadata, timeout=5)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert dict(refused.value.trailing_metadata())["retry-after"] == "2"
+        channel.close()
+    finally:
+        server.stop(0)
