@@ -4,6 +4,7 @@ the edge is measured by `python -m benchmarks.edge`.)"""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -31,8 +32,12 @@ def test_metrics_stay_internal_and_request_ids_cross_the_edge(local_stack):
     assert given.headers["X-Request-ID"] == "client-7"
     made = requests.post(f"{local_stack.edge}/v1/sentiment", json=body, timeout=10).headers["X-Request-ID"]
     assert re.fullmatch(r"[0-9a-f]{32}", made)  # the edge's own id, which the gateway kept
-    wait_until(lambda: f"request_id={made}" in (local_stack.run_dir / "edge.log").read_text(), 5,
-               "the edge's access log line")
+    edge_log = local_stack.run_dir / "edge.log"
+    wait_until(lambda: f'"request_id": "{made}"' in edge_log.read_text(), 5, "the edge's access log line")
+    access = [json.loads(line) for line in edge_log.read_text().splitlines() if '"logger": "edge.access"' in line]
+    (line,) = [entry for entry in access if entry["request_id"] == made]
+    assert (line["route"], line["status"], line["transport"]) == ("/v1/sentiment", "200", "http")
+    assert line["duration_s"] >= 0 and line["bytes"] > 0 and line["key_id"] is None
 
 
 def test_the_edge_serves_the_api_and_answers_its_own_errors_in_the_gateway_shape(local_stack):

@@ -236,20 +236,36 @@ def test_in_flight_limit_and_graceful_shutdown(models_dir, tmp_path):
         server.process.stop()
 
 
-def test_the_access_log_has_one_json_line_per_request_without_the_query(model_server, models_dir, tmp_path):
+def test_every_log_line_is_json_with_one_access_line_per_request(model_server, models_dir, tmp_path):
     import json
 
-    gateway = start_gateway(model_server.address, models_dir, tmp_path, GATEWAY_HTTP_ACCESS_LOG="true")
+    from harness.processes import start_grpc_gateway
+    from serving.client import SentimentClient
+
+    logs = {"GATEWAY_LOG_FORMAT": "json", "GATEWAY_ACCESS_LOG": "true"}
+    gateway = start_gateway(model_server.address, models_dir, tmp_path, **logs)
+    grpc_gateway = start_grpc_gateway(model_server.address, models_dir, gateway.metrics_dir, tmp_path, **logs)
     try:
-        assert post(gateway, {"text": POSITIVE}).status_code == 200
+        assert requests.post(f"{gateway.url}/v1/sentiment", json={"text": POSITIVE},
+                             headers={"X-Request-ID": "req-ok"}, timeout=10).status_code == 200
         assert requests.get(f"{gateway.url}/v1/models?secret=1", timeout=5).ok
-        wait_until(lambda: gateway.process.log.read_text().count('"status": ') >= 2, 5, "two access log lines")
+        assert requests.post(f"{gateway.url}/v1/sentiment", json={"text": ""}, timeout=5).status_code == 400
+        with SentimentClient(grpc_gateway.target) as client:
+            client.predict([POSITIVE], request_id="req-grpc")
+        wait_until(lambda: gateway.process.log.read_text().count('"logger": "sentiment.access"') >= 3, 5,
+                   "three access lines")
     finally:
+        grpc_gateway.process.stop()
         gateway.process.stop()
-    lines = [json.loads(line) for line in gateway.process.log.read_text().splitlines() if line.startswith("{")]
-    assert [(entry["method"], entry["path"], entry["status"]) for entry in lines[-2:]] == [
-        ("POST", "/v1/sentiment", 200), ("GET", "/v1/models", 200)]
-    assert all(0 < entry["ms"] < 5_000 and entry["remote"] == "127.0.0.1" for entry in lines)
+    lines = [json.loads(line) for process in (gateway, grpc_gateway)
+             for line in process.process.log.read_text().splitlines() if line.strip()]  # every line parses
+    access = {(entry["transport"], entry["route"], entry["status"]): entry
+              for entry in lines if entry["logger"] == "sentiment.access"}
+    assert access["http", "/v1/sentiment", "200"]["request_id"] == "req-ok"
+    assert access["http", "/v1/sentiment", "200"]["version"] == 1
+    assert ("http", "/v1/models", "200") in access and ("http", "/v1/sentiment", "400") in access
+    assert access["grpc", "/sentiment.v1.SentimentService/Predict", "OK"]["request_id"] == "req-grpc"
+    assert any(entry["logger"].startswith("_granian") for entry in lines)  # the server's own lines too
     assert "secret" not in gateway.process.log.read_text()
 
 

@@ -4,6 +4,7 @@ each call measured and its gateway errors answered with their gRPC status."""
 from __future__ import annotations
 
 import logging
+import time
 
 import grpc
 from google.protobuf.message import DecodeError, Message
@@ -12,6 +13,7 @@ from serving.gateway import metrics
 from serving.gateway.api_keys import presented_key
 from serving.gateway.core import SentimentService
 from serving.gateway.errors import GatewayError, InvalidInput, ModelServerTimeout
+from serving.gateway.logs import log_access
 from serving.gateway.request_ids import METADATA_KEY, request_id
 
 log = logging.getLogger(__name__)
@@ -41,11 +43,15 @@ def observe(route: str, context: grpc.ServicerContext, call, service: SentimentS
     # policy may still retry it (headers commit a gRPC call).
     context.set_trailing_metadata(((METADATA_KEY, labels["request_id"]),))
     in_flight = metrics.IN_FLIGHT.labels("grpc").track_inprogress()
+    started = time.perf_counter()
+    key_id = answer = None
     with in_flight, metrics.REQUEST_DURATION.labels("grpc", route).time():
         try:
             if not open_to_all:
-                service.authenticate(presented_key(metadata.get("authorization"), metadata.get("x-api-key")), "grpc")
-            return call(labels)
+                key_id = service.authenticate(presented_key(metadata.get("authorization"), metadata.get("x-api-key")),
+                                              "grpc")
+            answer = call(labels)
+            return answer
         except GatewayError as error:
             code = error.grpc_code
             if error.retry_after is not None:  # the retry hint HTTP gives in Retry-After
@@ -58,6 +64,11 @@ def observe(route: str, context: grpc.ServicerContext, call, service: SentimentS
             context.abort(code, "internal error")
         finally:
             metrics.REQUESTS.labels("grpc", route, labels["model"], code.name).inc()
+            if service.settings.access_log:
+                log_access("GRPC", route, code.name, transport="grpc", request_id=labels["request_id"], key_id=key_id,
+                           model=labels["model"] or None, version=labels.get("version"),
+                           duration_s=round(time.perf_counter() - started, 6),
+                           bytes=answer.ByteSize() if answer is not None else None)
 
 
 def call_timeout(service: SentimentService, context: grpc.ServicerContext) -> float:

@@ -12,6 +12,7 @@ are refused by gRPC with RESOURCE_EXHAUSTED; requests that are not a valid messa
 from __future__ import annotations
 
 import logging
+import logging.config
 import sys
 import threading
 from concurrent import futures
@@ -24,6 +25,7 @@ from sentiment.v1 import sentiment_pb2
 from serving.gateway import metrics
 from serving.gateway.core import Prediction, SentimentService
 from serving.gateway.grpc_methods import call_timeout, decode, generic_handler, observe
+from serving.gateway.logs import logging_config
 from serving.gateway.open_inference_grpc import SERVICE_NAME as OPEN_INFERENCE_SERVICE
 from serving.gateway.open_inference_grpc import OpenInferenceServicer
 from serving.gateway.settings import Settings, SettingsError
@@ -61,6 +63,7 @@ class SentimentServicer:
                 transport="grpc", timeout=timeout,
                 explain=request.explain, top_k=request.explain_top_k or None, request_id=labels["request_id"],
             )
+            labels["version"] = predictions[0].model_version
             return sentiment_pb2.PredictResponse(predictions=[as_message(p) for p in predictions])
 
         return self._observe("Predict", context, call)
@@ -117,12 +120,12 @@ def build_server(settings: Settings, service: SentimentService) -> tuple[grpc.Se
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
+        logging.config.dictConfig(logging_config(settings.log_format))
         service = SentimentService(settings)
     except SettingsError as error:
-        log.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     metrics.forget_dead_processes()  # e.g. this server's predecessor's in-flight gauge
     server, health_servicer, port = build_server(settings, service)

@@ -28,6 +28,7 @@ from serving.gateway.whole_body import WholeBody
 from serving.gateway.core import SentimentService
 from serving.gateway.api_keys import presented_key
 from serving.gateway.errors import GatewayError, InvalidInput, Unauthenticated
+from serving.gateway.logs import log_access
 from serving.gateway.open_inference_http import open_inference_blueprint
 from serving.gateway.openapi import openapi_document
 from serving.gateway.request_ids import HEADER as REQUEST_ID_HEADER, request_id
@@ -135,9 +136,15 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
     @app.after_request
     def record(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule else "unmatched"
+        duration = time.perf_counter() - g.get("started", 0)
         metrics.REQUESTS.labels("http", route, g.get("model", ""), str(response.status_code)).inc()
-        metrics.REQUEST_DURATION.labels("http", route).observe(time.perf_counter() - g.get("started", 0))
+        metrics.REQUEST_DURATION.labels("http", route).observe(duration)
         response.headers[REQUEST_ID_HEADER] = g.get("request_id") or request_id(None)
+        if settings.access_log:
+            log_access(request.method, route, str(response.status_code), transport="http",
+                       request_id=response.headers[REQUEST_ID_HEADER], key_id=g.get("key_id"),
+                       model=g.get("model") or None, version=g.get("version"), duration_s=round(duration, 6),
+                       bytes=response.content_length)
         return response
 
     @app.teardown_request
@@ -180,6 +187,7 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
         g.model = service.model_label(asked.model)
         predictions = service.predict(asked.texts, asked.model, asked.version, transport="http",
                                       explain=asked.explain, top_k=asked.explain_top_k, request_id=g.request_id)
+        g.version = predictions[0].model_version
         return jsonify(predictions=[p.to_json() for p in predictions])
 
     @app.get("/v1/models")

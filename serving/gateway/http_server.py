@@ -18,6 +18,7 @@ import sys
 from granian import Granian
 from granian.constants import Interfaces
 
+from serving.gateway.logs import logging_config
 from serving.gateway.operator_files import read_files
 from serving.gateway.settings import Settings, SettingsError
 
@@ -25,8 +26,6 @@ APP = "serving.gateway.wsgi:app"
 # Seconds between a worker's death and its replacement (granian's default is 3.5).
 RESPAWN_SECONDS = 1.0
 # One JSON object per request on stdout; the query string is left out.
-ACCESS_LOG_FORMAT = ('{"time": "%(time)s", "remote": "%(addr)s", "method": "%(method)s", "path": "%(path)s", '
-                     '"protocol": "%(protocol)s", "status": %(status)d, "ms": %(dt_ms).3f}')
 
 
 def server(settings: Settings, app: str = APP) -> Granian:
@@ -44,8 +43,10 @@ def server(settings: Settings, app: str = APP) -> Granian:
         respawn_failed_workers=True,
         respawn_interval=RESPAWN_SECONDS,
         workers_kill_timeout=settings.http_graceful_seconds,
-        log_access=settings.http_access_log,
-        log_access_format=ACCESS_LOG_FORMAT,
+        # The app writes the access log itself (serving/gateway/logs.py): it knows the key
+        # id, the model and the version; granian's own lines share the format.
+        log_access=False,
+        log_dictconfig=logging_config(settings.log_format),
     )
 
 

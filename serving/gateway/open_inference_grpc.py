@@ -98,6 +98,7 @@ class OpenInferenceServicer:
             predictions = self._service.predict(texts, request.model_name, version, transport="grpc",
                                                 timeout=call_timeout(self._service, context),
                                                 request_id=labels["request_id"])
+            labels["version"] = predictions[0].model_version
             tensors = v2.outputs(predictions, names)
             return pb.ModelInferResponse(
                 model_name=request.model_name,

@@ -112,6 +112,7 @@ def open_inference_blueprint(service: SentimentService, decode_json) -> Blueprin
         version_number = v2.model_version(model_version)
         texts, names, request_id = parse_infer_request(decode_json(request.get_data()))
         predictions = service.predict(texts, model, version_number, transport="http", request_id=g.request_id)
+        g.version = predictions[0].model_version
         answer: dict = {
             "model_name": model,
             "model_version": str(predictions[0].model_version),

@@ -147,7 +147,9 @@ class Settings:
     http_threads: int = _setting(32, POSITIVE)
     # On SIGTERM, requests in progress get this long to finish before workers are killed.
     http_graceful_seconds: int = _setting(15, POSITIVE)
-    http_access_log: bool = _setting(False, flag)  # one line per request on stdout
+    # Logs on stdout: "text", or "json" lines (serving/gateway/logs.py; the containers' choice).
+    log_format: str = _setting("text", one_of("text", "json"))
+    access_log: bool = _setting(False, flag)  # one line per HTTP request and gRPC call
     grpc_host: str = _setting("127.0.0.1", text)  # the gateway's own gRPC API
     grpc_port: int = _setting(8600, PORT)
     grpc_max_message_bytes: int = _setting(4_194_304, POSITIVE)  # larger requests get RESOURCE_EXHAUSTED

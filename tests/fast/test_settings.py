@@ -21,15 +21,15 @@ def test_every_field_reads_its_variable():
         "GATEWAY_MODEL_SERVER": "dns:///tfserving:8500", "GATEWAY_MODEL_SERVER_LB_POLICY": "round_robin",
         "GATEWAY_MODELS_DIR": "/models", "GATEWAY_MODELS": "a=imdb_a, b=imdb_b", "GATEWAY_DEFAULT_MODEL": "b",
         "GATEWAY_RPC_TIMEOUT_SECONDS": "2.5", "GATEWAY_MAX_TEXTS": "16", "GATEWAY_GRPC_PORT": "0",
-        "GATEWAY_HTTP_THREADS": "8", "GATEWAY_HTTP_ACCESS_LOG": "TRUE",
+        "GATEWAY_HTTP_THREADS": "8", "GATEWAY_ACCESS_LOG": "TRUE",
     }
     settings = Settings.from_env(environ)
     assert (settings.model_server, settings.model_server_lb_policy) == ("dns:///tfserving:8500", "round_robin")
     assert settings.models_dir == Path("/models") and settings.models == {"a": "imdb_a", "b": "imdb_b"}
     assert (settings.default_model, settings.rpc_timeout_seconds, settings.max_texts, settings.grpc_port) == (
         "b", 2.5, 16, 0)
-    assert (settings.http_threads, settings.http_access_log) == (8, True)
-    assert Settings.from_env({"GATEWAY_HTTP_ACCESS_LOG": "0"}).http_access_log is False
+    assert (settings.http_threads, settings.access_log) == (8, True)
+    assert Settings.from_env({"GATEWAY_ACCESS_LOG": "0"}).access_log is False
     assert all("parse" in setting.metadata for setting in fields(Settings))
 
 
@@ -42,7 +42,8 @@ def test_every_field_reads_its_variable():
     ("GATEWAY_RPC_TIMEOUT_SECONDS", "-1", "positive number of seconds"),
     ("GATEWAY_RPC_TIMEOUT_SECONDS", "nan", "positive number of seconds"),
     ("GATEWAY_HTTP_WORKERS", "0", "must be at least 1"),
-    ("GATEWAY_HTTP_ACCESS_LOG", "yes please", "must be true or false"),
+    ("GATEWAY_ACCESS_LOG", "yes please", "must be true or false"),
+    ("GATEWAY_LOG_FORMAT", "xml", "must be one of text, json"),
     ("GATEWAY_MODEL_SERVER", "  ", "must not be empty"),
     ("GATEWAY_MODELS_DIR", "", "must not be empty"),
     ("GATEWAY_MODELS", "lstm", "must look like"),
