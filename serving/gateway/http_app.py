@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import yaml
 from flask import Flask, Response, g, jsonify, request, send_from_directory
+from flask_cors import CORS
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 
@@ -129,7 +130,8 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
         g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER))
         g.model = ""
         metrics.IN_FLIGHT.labels("http").inc()
-        if request.endpoint is not None and request.endpoint not in OPEN_ENDPOINTS:
+        # A CORS preflight (OPTIONS) carries no credentials by design: it is answered, not checked.
+        if request.method != "OPTIONS" and request.endpoint is not None and request.endpoint not in OPEN_ENDPOINTS:
             g.key_id = service.authenticate(
                 presented_key(request.headers.get("Authorization"), request.headers.get("X-API-Key")), "http")
 
@@ -243,5 +245,9 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
         return send_from_directory(swagger_ui_path, name)
 
     app.register_blueprint(open_inference_blueprint(service, decode_json))
+    if settings.cors_origins:
+        CORS(app, origins=list(settings.cors_origins), methods=["GET", "POST"], max_age=600,
+             allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"],
+             expose_headers=["X-Request-ID", "Retry-After"])
     app.wsgi_app = WholeBody(app.wsgi_app, settings.max_body_bytes)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -102,6 +103,18 @@ def model_map(raw: str) -> dict[str, str]:
     return {public.strip(): served.strip() for public, served in pairs}
 
 
+_ORIGIN = re.compile(r"https?://[^/\s]+")
+
+
+def origins(raw: str) -> tuple[str, ...]:
+    """``https://app.example.com,http://localhost:3000``: exact origins, no wildcard."""
+    listed = tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+    bad = [origin for origin in listed if not _ORIGIN.fullmatch(origin)]
+    if bad:
+        raise ValueError(f"not an origin (scheme://host[:port]): {', '.join(bad)}")
+    return listed
+
+
 def _setting(default: Any, parse: Callable[[str], Any]) -> Any:
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata={"parse": parse})
@@ -147,6 +160,8 @@ class Settings:
     http_threads: int = _setting(32, POSITIVE)
     # On SIGTERM, requests in progress get this long to finish before workers are killed.
     http_graceful_seconds: int = _setting(15, POSITIVE)
+    # Browser apps on these origins may call the API (CORS); empty: no cross-origin access.
+    cors_origins: tuple[str, ...] = _setting((), origins)
     # Logs on stdout: "text", or "json" lines (serving/gateway/logs.py; the containers' choice).
     log_format: str = _setting("text", one_of("text", "json"))
     access_log: bool = _setting(False, flag)  # one line per HTTP request and gRPC call

@@ -167,3 +167,34 @@ def test_every_answer_carries_a_request_id(http, sent, echoed):
             assert answered == sent
         else:
             assert re.fullmatch(r"[0-9a-f]{32}", answered) and answered != sent
+
+
+def test_cors_headers_go_only_to_the_origins_the_operator_allows(settings, service, tmp_path):
+    from dataclasses import replace
+
+    from serving.gateway.api_keys import hash_line, new_key
+
+    with create_app(settings, service).test_client() as closed:  # off by default
+        answer = closed.post("/v1/sentiment", json={"text": "a good film"}, headers={"Origin": "https://app.example.com"})
+        assert answer.status_code == 200 and "Access-Control-Allow-Origin" not in answer.headers
+    key = new_key()
+    (tmp_path / "keys").write_text(hash_line("app", key) + "\n")
+    allowed = replace(settings, cors_origins=("https://app.example.com", "http://localhost:3000"),
+                      api_keys_file=tmp_path / "keys")
+    with create_app(allowed, SentimentService(allowed, client=service.client)).test_client() as http:
+        preflight = http.options("/v1/sentiment", headers={
+            "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, authorization"})
+        assert preflight.status_code == 200  # answered without a key: a preflight carries none
+        assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+        assert {"authorization", "content-type"} <= {h.strip().lower() for h in
+                                                     preflight.headers["Access-Control-Allow-Headers"].split(",")}
+        answer = http.post("/v1/sentiment", json={"text": "a good film"},
+                           headers={"Origin": "https://app.example.com", "Authorization": f"Bearer {key}"})
+        assert answer.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+        assert "X-Request-ID" in answer.headers["Access-Control-Expose-Headers"] and "Origin" in answer.headers["Vary"]
+        other = http.post("/v1/sentiment", json={"text": "a good film"},
+                          headers={"Origin": "https://evil.example", "Authorization": f"Bearer {key}"})
+        assert "Access-Control-Allow-Origin" not in other.headers
+        assert http.post("/v1/sentiment", json={"text": "a good film"},
+                         headers={"Origin": "https://app.example.com"}).status_code == 401  # CORS is not auth

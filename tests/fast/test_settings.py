@@ -54,3 +54,11 @@ def test_bad_values_name_their_variable(variable, value, message):
     with pytest.raises(SettingsError) as error:
         Settings.from_env({variable: value})
     assert str(error.value).startswith(f"{variable}={value!r}: ") and message in str(error.value)
+
+
+def test_cors_origins_are_exact_origins():
+    assert Settings.from_env({"GATEWAY_CORS_ORIGINS": "https://a.example, http://localhost:3000/"}).cors_origins == (
+        "https://a.example", "http://localhost:3000")
+    for bad in ("*", "a.example", "https://a.example/path"):
+        with pytest.raises(SettingsError, match="not an origin"):
+            Settings.from_env({"GATEWAY_CORS_ORIGINS": bad})
