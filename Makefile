@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 # Debian packages behind the tools the tests run (TOOL=PACKAGE); only missing ones
 # are installed. npm is not among them: it comes with Node.js, and Debian's npm
 # package conflicts with a Node.js installed from elsewhere.
-TEST_TOOLS    := promtool=prometheus prometheus=prometheus nginx=nginx chromium=chromium
+TEST_TOOLS    := promtool=prometheus prometheus=prometheus nginx=nginx chromium=chromium openssl=openssl
 # The compose tier: podman (runc, not crun, works here), its Docker API for
 # docker-compose, mmdebstrap for local base images, netavark + aardvark-dns for
 # networks whose service names resolve as under Docker (netavark runs iptables).

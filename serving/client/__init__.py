@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 from sentiment.v1 import sentiment_pb2, sentiment_pb2_grpc
 
@@ -21,15 +23,28 @@ class SentimentClient:
     """``max_attempts`` tries per call that fails with UNAVAILABLE (gRPC's retry policy,
     throttled; 1 = none). With ``wait_for_ready`` a call waits, within its deadline, for
     the gateway to become reachable instead of failing at once. ``api_key`` goes with
-    every call, for gateways that ask for keys."""
+    every call, for gateways that ask for keys. ``tls`` (implied by ``ca_file``) verifies
+    the gateway against the system's CAs or ``ca_file``; ``cert_file`` and ``key_file``
+    are the client's own certificate for gateways that require one (mTLS)."""
 
     def __init__(self, target: str = "127.0.0.1:8600", timeout: float = 10.0, *,
-                 max_attempts: int = 3, wait_for_ready: bool = False, api_key: str | None = None) -> None:
+                 max_attempts: int = 3, wait_for_ready: bool = False, api_key: str | None = None,
+                 tls: bool = False, ca_file: Path | None = None,
+                 cert_file: Path | None = None, key_file: Path | None = None) -> None:
         self.timeout = timeout
         self._wait_for_ready = wait_for_ready
         self._auth = (("authorization", f"Bearer {api_key}"),) if api_key else ()
-        self._channel = grpc.insecure_channel(
-            target, options=[("grpc.service_config", service_config(["sentiment.v1.SentimentService"], max_attempts))])
+        options = [("grpc.service_config", service_config(["sentiment.v1.SentimentService"], max_attempts))]
+        if tls or ca_file or cert_file:
+            # The system's CAs unless ca_file is given; a client certificate for mTLS.
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=ca_file.read_bytes() if ca_file else None,
+                private_key=key_file.read_bytes() if key_file else None,
+                certificate_chain=cert_file.read_bytes() if cert_file else None,
+            )
+            self._channel = grpc.secure_channel(target, credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=options)
         self._stub = sentiment_pb2_grpc.SentimentServiceStub(self._channel)
 
     def predict(

@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="gateway gRPC address [env SENTIMENT_GRPC_TARGET; default 127.0.0.1:8600]")
     parser.add_argument("--api-key", default=os.environ.get("SENTIMENT_API_KEY"),
                         help="for gateways that ask for API keys [env SENTIMENT_API_KEY]")
+    parser.add_argument("--tls", action="store_true", help="TLS, verifying the gateway against the system's CAs")
+    parser.add_argument("--ca", type=Path, help="TLS, verifying the gateway against this CA (PEM)")
+    parser.add_argument("--cert", type=Path, help="the client's certificate (PEM), for gateways that require one")
+    parser.add_argument("--key", type=Path, help="the client certificate's private key (PEM)")
     parser.add_argument("--timeout", type=float, default=10.0, help="deadline of each request in seconds [10]")
     parser.add_argument("--wait", action="store_true",
                         help="wait (up to --timeout) for the gateway to be reachable instead of failing at once")
@@ -148,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_size < 1 or args.concurrency < 1:
             parser.error("--batch-size and --concurrency must be at least 1")
     try:
-        with SentimentClient(args.target, args.timeout, wait_for_ready=args.wait, api_key=args.api_key) as client:
+        with SentimentClient(args.target, args.timeout, wait_for_ready=args.wait, api_key=args.api_key,
+                             tls=args.tls, ca_file=args.ca, cert_file=args.cert, key_file=args.key) as client:
             if args.command == "models":
                 print(json.dumps({"models": [_as_json(m) for m in client.list_models()]}, indent=2))
                 return 0

@@ -115,8 +115,24 @@ def build_server(settings: Settings, service: SentimentService) -> tuple[grpc.Se
     reflection.enable_server_reflection(
         (SERVICE_NAME, OPEN_INFERENCE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    address = f"{settings.grpc_host}:{settings.grpc_port}"
+    port = server.add_secure_port(address, credentials) if (credentials := server_credentials(settings)) \
+        else server.add_insecure_port(address)
     return server, health_servicer, port
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the settings' PEM files, or None for plain text."""
+    if not settings.grpc_tls_cert:
+        return None
+    try:
+        chain = settings.grpc_tls_cert.read_bytes()
+        key = settings.grpc_tls_key.read_bytes()
+        client_ca = settings.grpc_tls_client_ca.read_bytes() if settings.grpc_tls_client_ca else None
+    except OSError as error:
+        raise SettingsError(f"cannot read a TLS file of the gRPC API: {error}") from None
+    return grpc.ssl_server_credentials([(key, chain)], root_certificates=client_ca,
+                                       require_client_auth=client_ca is not None)
 
 
 def main() -> None:
@@ -124,11 +140,11 @@ def main() -> None:
         settings = Settings.from_env()
         logging.config.dictConfig(logging_config(settings.log_format))
         service = SentimentService(settings)
+        server, health_servicer, port = build_server(settings, service)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     metrics.forget_dead_processes()  # e.g. this server's predecessor's in-flight gauge
-    server, health_servicer, port = build_server(settings, service)
     server.start()
     termination = TerminationSignal()
     threading.Thread(

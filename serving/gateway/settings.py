@@ -171,6 +171,11 @@ class Settings:
     # Threads of the gRPC server: requests in progress at once, so also how many rows can
     # meet in the model server's batches (16 halved the throughput of 64 clients).
     grpc_max_workers: int = _setting(64, POSITIVE)
+    # TLS of the gRPC API: a PEM certificate chain and its key (both, or neither: plain
+    # text); with a client CA as well, clients must show a certificate it signed (mTLS).
+    grpc_tls_cert: Path | None = _setting(None, path)
+    grpc_tls_key: Path | None = _setting(None, path)
+    grpc_tls_client_ca: Path | None = _setting(None, path)
     grpc_shutdown_grace_seconds: float = _setting(10.0, seconds)
     health_check_seconds: float = _setting(1.0, seconds)  # how often gRPC health follows readiness
     # API keys (serving/gateway/api_keys.py): a file of salted key hashes, re-read when it
@@ -217,6 +222,11 @@ class Settings:
                 f"{cls.variable('default_model')}={settings.default_model!r}: "
                 f"must be one of the models in {cls.variable('models')} ({', '.join(settings.models)})"
             )
+        if bool(settings.grpc_tls_cert) != bool(settings.grpc_tls_key):
+            raise SettingsError(f"set both {cls.variable('grpc_tls_cert')} and {cls.variable('grpc_tls_key')}, or neither")
+        if settings.grpc_tls_client_ca and not settings.grpc_tls_cert:
+            raise SettingsError(f"{cls.variable('grpc_tls_client_ca')} needs {cls.variable('grpc_tls_cert')}: "
+                                "client certificates are checked over TLS only")
         if settings.rate_limit_per_key and not settings.api_keys_file:
             raise SettingsError(f"{cls.variable('rate_limit_per_key')} needs {cls.variable('api_keys_file')}: "
                                 "rates are counted per API key")
