@@ -173,18 +173,25 @@ def test_gateway_ports_probes_and_environment_match_what_the_gateway_reads(base,
     assert grpc_container["readinessProbe"]["grpc"]["port"] == grpc_container["ports"][0]["containerPort"]
 
 
+def assert_mounted_like_compose(base, volume: dict, variable: str, compose_folder: str) -> None:
+    """``volume`` is in the gateway pod, mounted read-only in both containers at the folder of
+    the file ``variable`` names, which compose mounts from ``compose_folder``."""
+    pod = base[("Deployment", "gateway")]["spec"]["template"]["spec"]
+    assert volume in pod["volumes"]
+    for container in pod["containers"]:
+        folder = str(Path(env(container)[variable]).parent)
+        assert {"name": volume["name"], "mountPath": folder, "readOnly": True} in container["volumeMounts"]
+    compose_file = Path(COMPOSE["gateway"]["environment"][variable])
+    assert f"{compose_folder}:{compose_file.parent}:ro" in COMPOSE["gateway"]["volumes"]
+
+
 def test_the_rollout_file_is_the_one_compose_mounts_and_reaches_both_gateway_containers(base):
     shipped = ROOT / "deploy" / "rollouts" / "rollouts.yaml"
     parse_rollouts(load_document(shipped.read_text(), str(shipped)), Settings().models, str(shipped))  # it parses
     config_map = base[("ConfigMap", "gateway-rollouts")]  # no name hash: edits reach running pods
     assert config_map["data"] == {"rollouts.yaml": shipped.read_text()}
-    pod = base[("Deployment", "gateway")]["spec"]["template"]["spec"]
-    assert {"name": "rollouts", "configMap": {"name": "gateway-rollouts"}} in pod["volumes"]
-    for container in pod["containers"]:
-        file = Path(env(container)["GATEWAY_ROLLOUTS_FILE"])
-        assert {"name": "rollouts", "mountPath": str(file.parent), "readOnly": True} in container["volumeMounts"]
-    compose_file = Path(COMPOSE["gateway"]["environment"]["GATEWAY_ROLLOUTS_FILE"])
-    assert f"${{SENTIMENT_ROLLOUTS_DIR:-./deploy/rollouts}}:{compose_file.parent}:ro" in COMPOSE["gateway"]["volumes"]
+    assert_mounted_like_compose(base, {"name": "rollouts", "configMap": {"name": "gateway-rollouts"}},
+                                "GATEWAY_ROLLOUTS_FILE", "${SENTIMENT_ROLLOUTS_DIR:-./deploy/rollouts}")
 
 
 def test_api_keys_are_on_by_default_from_the_file_compose_mounts(base):
@@ -192,13 +199,8 @@ def test_api_keys_are_on_by_default_from_the_file_compose_mounts(base):
     assert parse_key_file(shipped.read_text(), str(shipped)) == []  # no key: every prediction route answers 401
     secret = base[("Secret", "gateway-api-keys")]  # no name hash: edits reach running pods
     assert base64.b64decode(secret["data"]["api-keys"]).decode() == shipped.read_text()
-    pod = base[("Deployment", "gateway")]["spec"]["template"]["spec"]
-    assert {"name": "api-keys", "secret": {"secretName": "gateway-api-keys"}} in pod["volumes"]
-    for container in pod["containers"]:
-        file = Path(env(container)["GATEWAY_API_KEYS_FILE"])
-        assert {"name": "api-keys", "mountPath": str(file.parent), "readOnly": True} in container["volumeMounts"]
-    compose_file = Path(COMPOSE["gateway"]["environment"]["GATEWAY_API_KEYS_FILE"])
-    assert f"${{SENTIMENT_API_KEYS_DIR:-./deploy/keys}}:{compose_file.parent}:ro" in COMPOSE["gateway"]["volumes"]
+    assert_mounted_like_compose(base, {"name": "api-keys", "secret": {"secretName": "gateway-api-keys"}},
+                                "GATEWAY_API_KEYS_FILE", "${SENTIMENT_API_KEYS_DIR:-./deploy/keys}")
 
 
 def test_rollouts_keep_capacity_and_termination_outlasts_the_drain(base):
