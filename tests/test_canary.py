@@ -151,6 +151,15 @@ def test_a_canary_share_splits_unpinned_requests_and_pinned_ones_never_move(roll
     assert counted["2", "canary"] == arms["canary"] and counted["1", "stable"] >= arms["stable"]
 
 
+def test_version_labels_of_models_config_are_followed(rollouts, texts):
+    """models.config labels version 1 "stable" and version 2 "canary" (harness/two_versions.py);
+    the model server resolves them."""
+    rollouts.set("lstm: {stable: stable, candidate: canary, canary_percent: 100}")
+    assert {(p["arm"], p["model_version"]) for p in rollouts.predict(texts[:8])} == {("canary", 2)}
+    rollouts.set("lstm: {stable: stable, candidate: canary, canary_percent: 0}")
+    assert {(p["arm"], p["model_version"]) for p in rollouts.predict(texts[:8])} == {("stable", 1)}
+
+
 def test_a_request_id_keeps_its_arm(rollouts, texts):
     rollouts.set("lstm: {stable: 1, candidate: 2, canary_percent: 50}")
     ids = [f"client-{n}" for n in range(40)]
