@@ -268,8 +268,11 @@ def test_a_canary_rollout_splits_unpinned_traffic_until_the_candidate_is_promote
 
     try:
         rollouts.write_text("lstm: {stable: 1, candidate: 2, canary_percent: 50}\n")
-        # Each gateway process looks at the file at most once a second, on a request.
-        wait_until(lambda: {arm for _, arm, _ in answers(10, "probe")} == {"stable", "canary"}, 30, "the canary served")
+        # Each gateway process (2 HTTP workers) looks at the file at most once a second, when
+        # it routes a request: wait until a run of answers shows both arms and none from a
+        # worker still without the rollout (which would answer with the newest version, 2).
+        wait_until(lambda: {(arm, version) for _, arm, version in answers(30, "probe")}
+                   == {("stable", 1), ("canary", 2)}, 30, "every worker following the rollout")
         split = answers(200, "user")
         arms = Counter(arm for _, arm, _ in split)
         assert abs(arms["canary"] - 100) <= 4 * math.sqrt(200 * 0.25), arms  # binomial, 4 standard deviations
@@ -277,7 +280,7 @@ def test_a_canary_rollout_splits_unpinned_traffic_until_the_candidate_is_promote
         again = {request_id: arm for request_id, arm, _ in answers(40, "user")}
         assert all(again[request_id] == arm for request_id, arm, _ in split[:40])  # sticky per request id
         rollouts.write_text("lstm: {stable: 2}\n")  # promotion: the operator's edit
-        wait_until(lambda: {(arm, version) for _, arm, version in answers(10, "after")} == {("stable", 2)}, 30,
+        wait_until(lambda: {(arm, version) for _, arm, version in answers(30, "after")} == {("stable", 2)}, 30,
                    "every request on version 2")
     finally:
         rollouts.write_text("{}\n")
