@@ -125,7 +125,7 @@ def _cpu_per_request(before: dict[str, float], after: dict[str, float], load_gen
 
 def bench_hey(
     url: str, body: dict, clients: int, duration: float, name: str, model: str, cpu: CpuMeter | None = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None, hey_flags: tuple[str, ...] = (),
 ) -> dict:
     """One `hey` run; with ``cpu``, also the CPU each process spent per request (where the time goes)."""
     hey = shutil.which("hey")
@@ -134,7 +134,8 @@ def bench_hey(
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(body, handle)
     extra = [argument for name, value in (headers or {}).items() for argument in ("-H", f"{name}: {value}")]
-    command = [hey, "-c", str(clients), "-m", "POST", "-T", "application/json", "-D", handle.name, *extra, url]
+    command = [hey, "-c", str(clients), "-m", "POST", "-T", "application/json", "-D", handle.name, *extra,
+               *hey_flags, url]
     subprocess.run([command[0], "-z", "2s", *command[1:]], capture_output=True, text=True)  # warm-up
     services_before = cpu() if cpu else {}
     hey_before = _used(resource.getrusage(resource.RUSAGE_CHILDREN))

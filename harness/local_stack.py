@@ -60,7 +60,10 @@ def local_stack(models_dir: Path, run_dir: Path) -> Iterator[LocalStack]:
     ports = {name: free_port() for name in
              ("HTTP_PORT", "GATEWAY_HTTP_PORT", "GRPC_PORT", "MODEL_SERVER_PORT", "MODEL_SERVER_REST_PORT")}
     env = {**os.environ, **{name: str(port) for name, port in ports.items()},
-           "MODELS_DIR": str(models_dir), "RUN_DIR": str(run_dir), "PY": sys.executable}
+           "MODELS_DIR": str(models_dir), "RUN_DIR": str(run_dir), "PY": sys.executable,
+           # Tests and benchmarks send from one address faster than the edge's default
+           # per-client rate; the limit itself is tested on an edge of its own.
+           "EDGE_RATE_LIMIT": "1000000", "EDGE_RATE_BURST": "1000000"}
     process = subprocess.Popen(["bash", "deploy/local/run.sh"], cwd=ROOT, env=env, start_new_session=True,
                                stdout=(run_dir / "run.log").open("wb"), stderr=subprocess.STDOUT)
     stack = LocalStack(process, ports["HTTP_PORT"], ports["GATEWAY_HTTP_PORT"], ports["GRPC_PORT"], run_dir)

@@ -109,6 +109,7 @@ def start_model_server(
     models_dir: Path, log_dir: Path, grpc_port: int | None = None, rest_port: int | None = None,
     config: Path = MODELS_CONFIG, poll_seconds: float = 0.5, batching: bool = True,
     wait_for: Iterable[str] = SERVED_MODELS.values(), xla: bool = True, batching_file: Path = BATCHING_FILE,
+    access_log: bool = False,
 ) -> ModelServer:
     """Start the model server with deploy/tfserving's files; return once ``wait_for`` models answer."""
     grpc_port, rest_port = grpc_port or free_port(), rest_port or free_port()
@@ -123,6 +124,8 @@ def start_model_server(
         args += ["--enable_batching", "--batching_parameters_file", str(batching_file)]
     if xla:
         args += ["--xla_cpu_compilation_enabled=true"]
+    if access_log:
+        args += ["--access_log"]
     process = spawn(args, log_dir / f"model_server_{grpc_port}.log")
     server = ModelServer(process, grpc_port, rest_port)
     for name in wait_for:

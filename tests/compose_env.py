@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERRIDE_FILE = ROOT / "tests" / "compose" / "docker-compose.test.yml"
+TLS_FILE = ROOT / "deploy" / "tls" / "compose.tls.yml"  # HTTPS and gRPC TLS, as users turn them on
 EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
 DEBIAN_SUITE = "bookworm"
 
@@ -263,7 +264,8 @@ class HealthcheckDriver:
 
 
 class ComposeProject:
-    """docker-compose (the Compose v1 client) against the podman service, with the test override."""
+    """docker-compose (the Compose v1 client) against the podman service: the compose file with
+    TLS on, and the test override."""
 
     def __init__(self, podman: Podman, project: str, variables: dict[str, str]) -> None:
         self.podman = podman
@@ -278,7 +280,7 @@ class ComposeProject:
     def __call__(self, *args: str, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess:
         command = [
             "docker-compose", "--project-name", self.project,
-            "--file", str(ROOT / "docker-compose.yml"), "--file", str(OVERRIDE_FILE), *args,
+            "--file", str(ROOT / "docker-compose.yml"), "--file", str(TLS_FILE), "--file", str(OVERRIDE_FILE), *args,
         ]
         result = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:

@@ -59,7 +59,7 @@ def models_dir(tmp_path_factory, shared_tarball) -> Path:
 
 @pytest.fixture(scope="session")
 def model_server(models_dir, tmp_path_factory) -> Iterator[ModelServer]:
-    server = start_model_server(models_dir, tmp_path_factory.mktemp("logs"))
+    server = start_model_server(models_dir, tmp_path_factory.mktemp("logs"), access_log=True)
     yield server
     server.process.stop()
 

@@ -3,8 +3,10 @@
 tests/compose/docker-compose.test.yml swaps only the images that cannot be pulled
 here (TF Serving → the project's model server image with the same flags, mounts and
 healthcheck; prom/prometheus → Debian's Prometheus) and builds the project's own
-Dockerfiles on a local Debian base. Grafana is not started (its files are
-validated in test_deploy.py).
+Dockerfiles on a local Debian base. It runs with API keys and with TLS on
+(deploy/tls/compose.tls.yml, certificates of a throw-away CA): HTTPS at the edge, whose
+plain port serves the API as well, and TLS on the gRPC port. Grafana is not started (its
+files are validated in test_deploy.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from compose_env import (
 )
 from traffic import Traffic, http_sender
 
+from harness.certificates import make_certificates
 from harness.processes import IMDB_TARBALL, free_port, wait_until
 from harness.slow_clients import NormalClient, SlowClients
 from text_contract.tokenizer import DEFAULT_MAXLEN as MAXLEN
@@ -56,11 +59,13 @@ COMPOSE_FILE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 class Deployment:
     compose: ComposeProject
     http_port: int
+    https_port: int
     grpc_port: int
     prometheus_port: int
     log_file: Path
     rollouts_dir: Path
     api_key: str
+    ca: Path  # the throw-away CA that signed the deployment's certificate
 
     @property
     def auth(self) -> dict[str, str]:
@@ -71,8 +76,11 @@ class Deployment:
         return f"http://127.0.0.1:{self.http_port}"
 
     @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
+    def https(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    def grpc_client(self, api_key: str | None = None) -> SentimentClient:
+        return SentimentClient(f"127.0.0.1:{self.grpc_port}", api_key=api_key, ca_file=self.ca)
 
     def inspect(self, service: str) -> dict:
         container = self.compose.container(service)
@@ -88,7 +96,8 @@ class Deployment:
         return self.inspect(service)["State"]["Health"]["Status"]
 
     def predict(self, text: str = "A wonderful, moving film.", timeout: float = 10) -> requests.Response:
-        return requests.post(f"{self.http}/v1/sentiment", json={"text": text}, headers=self.auth, timeout=timeout)
+        return requests.post(f"{self.https}/v1/sentiment", json={"text": text}, headers=self.auth, verify=self.ca,
+                             timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +114,8 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     prometheus_image = podman.ensure_image(PROMETHEUS)
     nginx_image = podman.ensure_image(NGINX)
     podman.start_service()
-    ports = {name: free_port() for name in ("SENTIMENT_HTTP_PORT", "SENTIMENT_GRPC_PORT", "PROMETHEUS_PORT")}
+    ports = {name: free_port() for name in
+             ("SENTIMENT_HTTP_PORT", "SENTIMENT_HTTPS_PORT", "SENTIMENT_GRPC_PORT", "PROMETHEUS_PORT")}
     # A copy of deploy/rollouts that the tests may edit, readable by the gateway's user.
     rollouts_dir = tmp_path_factory.mktemp("rollouts")
     shutil.copy(ROOT / "deploy" / "rollouts" / "rollouts.yaml", rollouts_dir / "rollouts.yaml")
@@ -116,6 +126,11 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     (keys_dir / "api-keys").write_text(hash_line("compose-test", api_key) + "\n")
     keys_dir.chmod(0o755)
     (keys_dir / "api-keys").chmod(0o644)
+    # The certificate and key for deploy/tls/compose.tls.yml, readable by the containers' user.
+    certificates = make_certificates(tmp_path_factory.mktemp("tls"))
+    certificates.server_dir.chmod(0o755)
+    for file in (certificates.server_cert, certificates.server_key):
+        file.chmod(0o644)
     compose = ComposeProject(podman, PROJECT, {
         "SENTIMENT_TEST_PYTHON_IMAGE": python_image,
         "SENTIMENT_TEST_PROMETHEUS_IMAGE": prometheus_image,
@@ -125,12 +140,17 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         "SENTIMENT_TRAIN_ARGS": TRAIN_ARGS,
         "SENTIMENT_ROLLOUTS_DIR": str(rollouts_dir),
         "SENTIMENT_API_KEYS_DIR": str(keys_dir),
-        # The tier's load tests send from one key faster than the default per-key rate.
+        "SENTIMENT_TLS_DIR": str(certificates.server_dir),
+        # The plain port serves the API too, for the slow-client and load tests' raw sockets.
+        "SENTIMENT_PLAIN_HTTP": "serve",
+        # The tier's load tests send from one key and address faster than the default rates.
         "SENTIMENT_RATE_LIMIT_PER_KEY": "10000",
+        "SENTIMENT_EDGE_RATE_LIMIT": "10000",
+        "SENTIMENT_EDGE_RATE_BURST": "10000",
         **{name: str(port) for name, port in ports.items()},
     })
     deployment = Deployment(compose, *ports.values(), tmp_path_factory.mktemp("compose") / "compose.log", rollouts_dir,
-                            api_key)
+                            api_key, certificates.ca)
     try:
         compose("down", "--volumes", "--remove-orphans", check=False)  # whatever a killed run left
         compose("build")
@@ -164,33 +184,51 @@ def test_trainer_exports_then_every_service_becomes_healthy(deployment):
         assert f"{name} version 1 is available ({len(compiled_shapes(MAXLEN))} warmup requests run)" in model_server_log
 
 
-def test_predictions_over_http_and_grpc_through_the_published_ports(deployment):
-    models = requests.get(f"{deployment.http}/v1/models", headers=deployment.auth, timeout=10).json()["models"]
+def test_predictions_over_https_and_grpc_tls_through_the_published_ports(deployment):
+    models = requests.get(f"{deployment.https}/v1/models", headers=deployment.auth, verify=deployment.ca,
+                          timeout=10).json()["models"]
     assert {(m["model"], m["model_name"], str(m["versions"])) for m in models} == {
         ("lstm", "imdb_lstm", "[{'version': 1, 'state': 'AVAILABLE'}]"),
         ("simple_rnn", "imdb_simple_rnn", "[{'version': 1, 'state': 'AVAILABLE'}]"),
     }
     for model in ("lstm", "simple_rnn"):
-        response = requests.post(f"{deployment.http}/v1/sentiment", headers=deployment.auth,
+        response = requests.post(f"{deployment.https}/v1/sentiment", headers=deployment.auth, verify=deployment.ca,
                                  json={"texts": ["Loved it.", "Hated it."], "model": model}, timeout=10)
         assert response.status_code == 200, response.text
         predictions = response.json()["predictions"]
         assert [p["model_version"] for p in predictions] == [1, 1]
         assert all(0 <= p["positive_probability"] <= 1 for p in predictions)
-    with SentimentClient(deployment.grpc_target, api_key=deployment.api_key) as client:
+    with deployment.grpc_client(deployment.api_key) as client:
         (prediction,) = client.predict(["Loved it."], model="simple_rnn", timeout=10)
         assert (prediction.model_name, prediction.model_version) == ("imdb_simple_rnn", 1)
         assert {m.model for m in client.list_models(timeout=10)} == {"lstm", "simple_rnn"}
 
 
+def test_tls_is_verified_and_required_on_the_grpc_port(deployment):
+    with pytest.raises(requests.exceptions.SSLError):  # the client was not given the CA
+        requests.post(f"{deployment.https}/v1/sentiment", json={"text": "Loved it."}, headers=deployment.auth,
+                      timeout=10)
+    plain_to_tls = requests.get(f"http://127.0.0.1:{deployment.https_port}/readyz", timeout=10)
+    assert plain_to_tls.status_code == 400 and plain_to_tls.json()["error"]["code"] == "bad_request"
+    with SentimentClient(f"127.0.0.1:{deployment.grpc_port}", api_key=deployment.api_key,
+                         max_attempts=1) as plain, pytest.raises(grpc.RpcError) as refused:
+        plain.predict(["Loved it."], timeout=5)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    with SentimentClient(f"127.0.0.1:{deployment.grpc_port}", api_key=deployment.api_key, tls=True,
+                         max_attempts=1) as untrusting, pytest.raises(grpc.RpcError) as refused:
+        untrusting.predict(["Loved it."], timeout=5)  # the system's CAs: the test CA is not one
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
 def test_api_keys_are_required_by_default_over_http_and_grpc(deployment):
     for headers in ({}, {"Authorization": "Bearer sk_not_a_key"}):
-        refused = requests.post(f"{deployment.http}/v1/sentiment", json={"text": "Loved it."}, headers=headers, timeout=10)
+        refused = requests.post(f"{deployment.https}/v1/sentiment", json={"text": "Loved it."}, headers=headers,
+                                verify=deployment.ca, timeout=10)
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthenticated"
         assert refused.headers["WWW-Authenticate"] == 'Bearer realm="sentiment"'
     assert requests.post(f"{deployment.http}/v1/sentiment", json={"text": "Loved it."},
                          headers={"X-API-Key": deployment.api_key}, timeout=10).status_code == 200
-    with SentimentClient(deployment.grpc_target) as client, pytest.raises(grpc.RpcError) as refused:
+    with deployment.grpc_client() as client, pytest.raises(grpc.RpcError) as refused:
         client.predict(["Loved it."], timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert requests.get(f"{deployment.http}/readyz", timeout=10).status_code == 200  # probes stay open

@@ -76,8 +76,7 @@ def test_compose_wiring():
     assert SERVICES["gateway"]["ports"] == ["${SENTIMENT_GRPC_PORT:-8600}:8600"]
     assert SERVICES["edge"]["ports"] == ["${SENTIMENT_HTTP_PORT:-8000}:8080"]
     assert SERVICES["edge"]["depends_on"]["gateway"]["condition"] == "service_healthy"
-    assert container_path("edge", ROOT / "deploy" / "edge" / "nginx.conf") == Path(
-        SERVICES["edge"]["entrypoint"][SERVICES["edge"]["entrypoint"].index("-c") + 1])
+    assert SERVICES["edge"]["entrypoint"] == ["sh", str(container_path("edge", ROOT / "deploy" / "edge" / "start.sh"))]
     for name in ("prometheus", "grafana"):
         assert all(port.startswith("127.0.0.1:") for port in SERVICES[name]["ports"])
     for name, service in SERVICES.items():
@@ -230,7 +229,7 @@ def test_real_prometheus_scrapes_the_gateway(gateway, model_server, tmp_path):
 
 
 def test_the_edge_refuses_the_same_bodies_as_the_gateway():
-    config = (ROOT / "deploy" / "edge" / "nginx.conf").read_text()
+    config = "".join(path.read_text() for path in (ROOT / "deploy" / "edge").glob("*.conf"))
     (megabytes,) = re.findall(r"^\s*client_max_body_size (\d+)m;", config, re.M)
     limit = Settings().max_body_bytes
     assert int(megabytes) * 1024 * 1024 == limit

@@ -1,17 +1,23 @@
-"""Slow clients against `make run`'s stack (deploy/local/run.sh, the real script): the
-nginx edge keeps the HTTP API available. (What the gateway's HTTP server does without
-the edge is measured by `python -m benchmarks.edge`.)"""
+"""The nginx edge against `make run`'s stack (deploy/local/run.sh, the real script): slow
+clients leave the HTTP API available, and a second edge started by the same
+deploy/edge/start.sh in front of that stack's gateway serves HTTPS and limits each client.
+(What the gateway's HTTP server does without the edge is measured by `python -m benchmarks.edge`.)"""
 
 from __future__ import annotations
 
 import json
 import re
 import socket
+import ssl
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
+from harness.certificates import make_certificates
+from harness.edge import EdgeRefusedToStart, start_edge
 from harness.processes import ROOT, wait_until
 from harness.slow_clients import HTTP2_HEAD, NormalClient, SlowClients
 from serving.client import SentimentClient
@@ -38,6 +44,9 @@ def test_metrics_stay_internal_and_request_ids_cross_the_edge(local_stack):
     (line,) = [json.loads(text) for text in edge_log.read_text().splitlines() if f'"request_id": "{made}"' in text]
     assert (line["route"], line["status"], line["transport"]) == ("/v1/sentiment", "200", "http")
     assert line["duration_s"] >= 0 and line["bytes"] > 0 and line["key_id"] is None
+    insane = requests.post(f"{local_stack.edge}/v1/sentiment", json=body, headers={"X-Request-ID": "a b\"c"},
+                           timeout=10).headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", insane)  # replaced by the edge, not passed on
 
 
 def test_the_edge_serves_the_api_and_answers_its_own_errors_in_the_gateway_shape(local_stack):
@@ -115,3 +124,86 @@ def seconds_until_closed(sock: socket.socket) -> tuple[float, bytes]:
 def test_the_edge_closes_idle_slow_and_short_requests(local_stack, payload, limit):
     seconds, _ = seconds_until_closed(open_and_send(local_stack.edge_port, payload))
     assert seconds < limit
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+def test_https_at_the_edge_is_verified_and_plain_http_redirects(local_stack, certificates, tmp_path):
+    edge = start_edge(f"127.0.0.1:{local_stack.gateway_port}", tmp_path / "edge",
+                      tls_dir=str(certificates.server_dir), http="redirect")
+    try:
+        body = {"text": "A wonderful film."}
+        secure = requests.post(f"{edge.https}/v1/sentiment", json=body, verify=certificates.ca, timeout=10)
+        assert secure.status_code == 200 and secure.json()["predictions"][0]["label"] == "positive"
+        with pytest.raises(requests.exceptions.SSLError):  # a CA the client was not given
+            requests.post(f"{edge.https}/v1/sentiment", json=body, timeout=10)
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            context = ssl.create_default_context(cafile=certificates.ca)
+            context.minimum_version = context.maximum_version = version
+            with socket.create_connection(("127.0.0.1", edge.https_port), timeout=5) as raw, \
+                    context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                assert tls.version() == version.name.replace("_", ".")
+        plain_to_tls = requests.get(f"http://127.0.0.1:{edge.https_port}/readyz", timeout=10)
+        assert plain_to_tls.status_code == 400 and plain_to_tls.json()["error"]["code"] == "bad_request"
+        redirected = requests.post(f"{edge.http}/v1/sentiment?x=1", json=body, allow_redirects=False, timeout=10)
+        assert redirected.status_code == 308
+        assert redirected.headers["Location"] == f"https://127.0.0.1:{edge.https_port}/v1/sentiment?x=1"
+        assert requests.get(f"{edge.http}/readyz", timeout=10).status_code == 200  # probes stay plain
+    finally:
+        edge.process.stop()
+
+
+@pytest.mark.parametrize("settings, problem", [
+    ({"tls_dir": "/nonexistent"}, "no readable tls.crt"),
+    ({"http": "redirect"}, "needs HTTPS"),
+    ({"rate_limit": "fast"}, "EDGE_RATE_LIMIT=fast: must be a whole number"),
+])
+def test_the_edge_refuses_to_start_on_bad_settings(local_stack, tmp_path, settings, problem):
+    with pytest.raises(EdgeRefusedToStart) as refused:
+        start_edge(f"127.0.0.1:{local_stack.gateway_port}", tmp_path / "edge", **settings)
+    assert refused.value.exit_code == 2 and problem in refused.value.output
+
+
+def test_the_edge_limits_each_client_by_api_key_else_by_address(local_stack, tmp_path):
+    rate = 20
+    edge = start_edge(f"127.0.0.1:{local_stack.gateway_port}", tmp_path / "edge",
+                      rate_limit=str(rate), rate_burst=str(rate))
+    url, body = f"{edge.http}/v1/sentiment", {"text": "A wonderful film."}
+    stop = threading.Event()
+
+    def flood(headers: dict[str, str]) -> list[requests.Response]:
+        session, answers = requests.Session(), []
+        while not stop.is_set():
+            answers.append(session.post(url, json=body, headers=headers, timeout=10))
+        return answers
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            floods = [pool.submit(flood, {"Authorization": "Bearer flooding-key"}) for _ in range(4)]
+            floods += [pool.submit(flood, {}) for _ in range(2)]  # no key: limited by address
+            calm, latencies = [], []
+            for _ in range(25):  # a second client, well under the rate
+                started = time.perf_counter()
+                calm.append(requests.post(url, json=body, headers={"X-API-Key": "calm-key"}, timeout=10))
+                latencies.append(time.perf_counter() - started)
+                time.sleep(1 / (rate / 2))
+            probes = [requests.get(f"{edge.http}/readyz", timeout=10).status_code for _ in range(50)]
+            stop.set()
+            keyed = [answer for future in floods[:4] for answer in future.result()]
+            by_address = [answer for future in floods[4:] for answer in future.result()]
+    finally:
+        stop.set()
+        edge.process.stop()
+    limited = [answer for answer in keyed if answer.status_code == 429]
+    print(f"\nedge limit {rate}/s: flooding key {len(limited)} of {len(keyed)} refused; "
+          f"second key p99 {max(latencies) * 1000:.0f} ms")
+    assert len(limited) > len(keyed) / 2
+    assert {answer.status_code for answer in keyed} == {200, 429}
+    assert limited[0].json()["error"]["code"] == "rate_limited" and limited[0].headers["Retry-After"] == "1"
+    assert 429 in {answer.status_code for answer in by_address}
+    assert [answer.status_code for answer in calm] == [200] * 25
+    assert max(latencies) < 1.0
+    assert probes == [200] * 50

@@ -267,6 +267,10 @@ def test_every_log_line_is_json_with_one_access_line_per_request(model_server, m
     assert access["grpc", "/sentiment.v1.SentimentService/Predict", "OK"]["request_id"] == "req-grpc"
     assert any(entry["logger"].startswith("_granian") for entry in lines)  # the server's own lines too
     assert "secret" not in gateway.process.log.read_text()
+    # The ids went on to the model server, whose access log names the ids each call carried.
+    model_server_log = model_server.process.log.read_text()
+    for given in ("req-ok", "req-grpc"):
+        assert re.search(rf"Predict imdb_\w+ OK [\d.]+ ms request_id=(\S+,)?{given}\b", model_server_log), given
 
 
 def test_a_crashed_worker_is_replaced_and_its_in_flight_requests_leave_the_gauge(models_dir, tmp_path):

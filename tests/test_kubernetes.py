@@ -33,6 +33,7 @@ KUSTOMIZATIONS = {
     "base": KUBERNETES,
     "prometheus-operator": KUBERNETES / "overlays" / "prometheus-operator",
     "autoscale-in-flight": KUBERNETES / "overlays" / "autoscale-in-flight",
+    "tls": KUBERNETES / "overlays" / "tls",
 }
 # The oldest version kubectl here speaks and the newest schemas the validator ships.
 KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
@@ -131,7 +132,8 @@ def test_the_edge_is_the_compose_edge(base):
     assert nginx["image"] == COMPOSE["edge"]["image"]
     assert nginx["command"] == COMPOSE["edge"]["entrypoint"]
     (config_map,) = [obj for (kind, name), obj in base.items() if kind == "ConfigMap" and name.startswith("edge-config")]
-    assert config_map["data"] == {"nginx.conf": (ROOT / "deploy" / "edge" / "nginx.conf").read_text()}
+    edge_files = [path for path in (ROOT / "deploy" / "edge").iterdir() if path.name != "kustomization.yaml"]
+    assert config_map["data"] == {path.name: path.read_text() for path in edge_files}
     assert nginx["ports"][0]["containerPort"] == int(COMPOSE["edge"]["ports"][0].rsplit(":", 1)[1])
     # Only the edge and Prometheus reach the HTTP server; gRPC stays open.
     policy = base[("NetworkPolicy", "gateway")]["spec"]
@@ -282,3 +284,29 @@ def test_round_robin_spreads_gateway_calls_over_model_servers(models_dir, tmp_pa
         gateway.process.stop()
         for server in servers:
             server.process.stop()
+
+
+def test_the_tls_overlay_is_the_compose_tls_file(rendered):
+    tls = {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered["tls"]}
+    compose = yaml.safe_load((ROOT / "deploy" / "tls" / "compose.tls.yml").read_text())["services"]
+    secret_volume = {"name": "tls", "secret": {"secretName": "sentiment-tls"}}
+    edge_pod = tls[("Deployment", "edge")]["spec"]["template"]["spec"]
+    (nginx,) = edge_pod["containers"]
+    edge_env = env(nginx)
+    assert secret_volume in edge_pod["volumes"]
+    assert {"name": "tls", "mountPath": edge_env["EDGE_TLS_DIR"], "readOnly": True} in nginx["volumeMounts"]
+    assert edge_env["EDGE_TLS_DIR"] == compose["edge"]["environment"]["EDGE_TLS_DIR"]
+    assert edge_env["EDGE_HTTP"] == compose_default(compose["edge"]["environment"]["EDGE_HTTP"])
+    https_port = {port["name"]: port["containerPort"] for port in nginx["ports"]}["https"]
+    assert f":{https_port}" == compose["edge"]["ports"][0][-len(f":{https_port}"):]
+    service_ports = {port["name"]: port for port in tls[("Service", "edge")]["spec"]["ports"]}
+    assert service_ports["https"]["port"] == int(edge_env["EDGE_HTTPS_PORT"]) == 443
+    assert service_ports["http"]["port"] == 80  # still open: redirects, and probes
+    gateway_pod = tls[("Deployment", "gateway")]["spec"]["template"]["spec"]
+    assert secret_volume in gateway_pod["volumes"]
+    grpc = {c["name"]: c for c in gateway_pod["containers"]}["grpc"]
+    settings = Settings.from_env(env(grpc))
+    for variable in ("GATEWAY_GRPC_TLS_CERT", "GATEWAY_GRPC_TLS_KEY"):
+        assert env(grpc)[variable] == compose["gateway"]["environment"][variable]
+    assert {"name": "tls", "mountPath": str(settings.grpc_tls_cert.parent), "readOnly": True} in grpc["volumeMounts"]
+    assert "grpc" not in grpc["readinessProbe"]  # the kubelet's gRPC probe cannot speak TLS

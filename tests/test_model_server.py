@@ -175,6 +175,29 @@ def test_new_version_is_loaded_and_broken_one_refused(models_dir, tmp_path):
         server.process.stop()
 
 
+def test_start_up_serves_the_newest_version_of_every_model_before_loading_older_ones(models_dir, tmp_path):
+    served = tmp_path / "models"
+    for name in ("imdb_lstm", "imdb_simple_rnn"):
+        for version in ("1", "2"):  # models.config keeps the two newest loaded
+            shutil.copytree(models_dir / name / "1", served / name / version)
+    server = start_model_server(served, tmp_path, wait_for=[])
+    try:
+        for name in ("imdb_lstm", "imdb_simple_rnn"):
+            wait_until(lambda: requests.get(f"{server.rest}/v1/models/{name}/versions/1", timeout=2).ok, 60,
+                       f"{name} version 1")
+        log = server.process.log.read_text()
+    finally:
+        server.process.stop()
+
+    def position(line: str) -> int:
+        assert line in log, line
+        return log.index(line)
+
+    serving = position("serving imdb_lstm, imdb_simple_rnn")
+    for name in ("imdb_lstm", "imdb_simple_rnn"):
+        assert position(f"{name} version 2 is available") < serving < position(f"loading {name} version 1")
+
+
 def write_warmup_file(version_dir, tokens: np.ndarray) -> None:
     log = prediction_log_pb2.PredictionLog()
     log.predict_log.request.model_spec.name = "imdb_lstm"

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 MODELS_DIR=${MODELS_DIR:-models}
 HTTP_PORT=${HTTP_PORT:-8000}                  # the edge (nginx): the public HTTP port
+HTTPS_PORT=${HTTPS_PORT:-8443}                # the edge's HTTPS port, with SENTIMENT_TLS_DIR
 GATEWAY_HTTP_PORT=${GATEWAY_HTTP_PORT:-8001}  # the gateway's HTTP server, behind the edge
 GRPC_PORT=${GRPC_PORT:-8600}
 MODEL_SERVER_PORT=${MODEL_SERVER_PORT:-8500}
@@ -27,6 +28,7 @@ rm -rf "$RUN_DIR/metrics" && mkdir -p "$RUN_DIR/metrics"
   --enable_batching --batching_parameters_file deploy/tfserving/batching_parameters.txt \
   --xla_cpu_compilation_enabled=true \
   --monitoring_config_file deploy/tfserving/monitoring.config \
+  --access_log \
   >"$RUN_DIR/model_server.log" 2>&1 &
 MODEL_SERVER_PID=$!
 trap 'kill -TERM $MODEL_SERVER_PID 2>/dev/null; wait $MODEL_SERVER_PID 2>/dev/null' EXIT
@@ -46,15 +48,13 @@ GATEWAY_GRPC_PORT="$GRPC_PORT" \
 GRPC_PID=$!
 trap 'kill -TERM $GRPC_PID $MODEL_SERVER_PID 2>/dev/null; wait $GRPC_PID $MODEL_SERVER_PID 2>/dev/null' EXIT
 
-# The edge: deploy/edge/nginx.conf with loopback ports in place of the compose ones.
-mkdir -p "$RUN_DIR/edge"
-sed -e "s|^\( *\)server gateway:8000;.*|\1server 127.0.0.1:$GATEWAY_HTTP_PORT;|" \
-    -e "s|^\( *\)listen 8080;.*|\1listen 127.0.0.1:$HTTP_PORT;|" \
-    deploy/edge/nginx.conf >"$RUN_DIR/edge/nginx.conf"
-grep -q "listen 127.0.0.1:$HTTP_PORT;" "$RUN_DIR/edge/nginx.conf" \
-  && grep -q "server 127.0.0.1:$GATEWAY_HTTP_PORT;" "$RUN_DIR/edge/nginx.conf" \
-  || { echo "deploy/edge/nginx.conf no longer has the lines run.sh rewrites" >&2; exit 1; }
-nginx -p "$RUN_DIR/edge/" -e stderr -c "$(cd "$RUN_DIR/edge" && pwd)/nginx.conf" >"$RUN_DIR/edge.log" 2>&1 &
+# The edge: deploy/edge/start.sh, as in the compose file, on loopback ports. HTTPS as well
+# when SENTIMENT_TLS_DIR names a folder with tls.crt and tls.key.
+EDGE_LISTEN="127.0.0.1:$HTTP_PORT" EDGE_UPSTREAM="127.0.0.1:$GATEWAY_HTTP_PORT" \
+EDGE_HTTPS_LISTEN="127.0.0.1:$HTTPS_PORT" EDGE_HTTPS_PORT="$HTTPS_PORT" \
+EDGE_TLS_DIR="${SENTIMENT_TLS_DIR:+$(cd "${SENTIMENT_TLS_DIR}" && pwd)}" \
+EDGE_PREFIX="$(cd "$RUN_DIR" && pwd)/edge/" \
+  sh deploy/edge/start.sh >"$RUN_DIR/edge.log" 2>&1 &
 EDGE_PID=$!
 trap 'kill -TERM $EDGE_PID $GRPC_PID $MODEL_SERVER_PID 2>/dev/null; wait $EDGE_PID $GRPC_PID $MODEL_SERVER_PID 2>/dev/null' EXIT
 

@@ -15,7 +15,7 @@ import copy
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,14 +23,15 @@ import numpy as np
 from serving.gateway import metrics
 from serving.gateway.errors import GatewayError, ModelServerFailure, ModelServerTimeout
 
-# (model_name, version, ids, timeout) -> (probabilities, served version)
-PredictCall = Callable[[str, int, np.ndarray, float], tuple[np.ndarray, int]]
+# (model_name, version, ids, timeout, request_ids) -> (probabilities, served version)
+PredictCall = Callable[[str, int, np.ndarray, float, Sequence[str]], tuple[np.ndarray, int]]
 
 
 @dataclass
 class _Request:
     ids: np.ndarray
     deadline: float  # time.monotonic()
+    request_ids: Sequence[str]
     woken: threading.Event = field(default_factory=threading.Event)
     leads: bool = False  # this request's thread sends the next call
     result: tuple[np.ndarray, int] | None = None
@@ -46,9 +47,11 @@ class Coalescer:
         self._queued: dict[tuple[str, int], deque[_Request]] = {}
         self._calls: dict[tuple[str, int], int] = {}  # calls in flight
 
-    def predict(self, model_name: str, version: int, ids: np.ndarray, timeout: float) -> tuple[np.ndarray, int]:
+    def predict(
+        self, model_name: str, version: int, ids: np.ndarray, timeout: float, request_ids: Sequence[str] = (),
+    ) -> tuple[np.ndarray, int]:
         key = (model_name, version)
-        request = _Request(ids, time.monotonic() + timeout)
+        request = _Request(ids, time.monotonic() + timeout, request_ids)
         with self._lock:
             if self._calls.get(key, 0) < self._max_calls:
                 self._calls[key] = self._calls.get(key, 0) + 1
@@ -99,7 +102,8 @@ class Coalescer:
         metrics.MODEL_CALL_ROWS.observe(ids.shape[0])
         timeout = max(0.001, min(r.deadline for r in batch) - time.monotonic())
         try:
-            probabilities, served = self._call(key[0], key[1], ids, timeout)
+            request_ids = [given for r in batch for given in r.request_ids]
+            probabilities, served = self._call(key[0], key[1], ids, timeout, request_ids)
         except GatewayError as error:
             for r in batch:
                 r.error = error

@@ -238,7 +238,7 @@ class SentimentService:
             )
         try:
             route = self.rollouts.route(public, version, request_id)
-            predictions = self._routed(texts, public, model_name, route, timeout, words_shown)
+            predictions = self._routed(texts, public, model_name, route, timeout, words_shown, request_id)
         except GatewayError as error:
             if error.upstream_code:
                 metrics.MODEL_SERVER_ERRORS.labels(error.upstream_code).inc()
@@ -251,36 +251,42 @@ class SentimentService:
 
     def _routed(
         self, texts: list[str], public: str, model_name: str, route: Route,
-        timeout: float | None, words_shown: int,
+        timeout: float | None, words_shown: int, request_id: str | None,
     ) -> list[Prediction]:
         """The predictions of ``route``'s version; a failing canary is answered by the stable
         version instead, and a shadowed request is copied to the candidate afterwards."""
         if route.arm == CANARY:
             started = time.perf_counter()
             try:
-                predictions = self._predict(texts, public, model_name, route, timeout, words_shown)
+                predictions = self._predict(texts, public, model_name, route, timeout, words_shown, request_id)
             except CANDIDATE_FAILURES as error:
                 self.rollouts.record_call(public, route.version, False, time.perf_counter() - started)
                 metrics.CANARY_FALLBACKS.labels(public, str(route.version)).inc()
                 log.warning("%s candidate %s failed, the stable version answers: %s", public, route.version, error.message)
                 rollout = self.rollouts.rollout(public)
                 if rollout is None:  # the rollout was removed meanwhile: the newest version answers
-                    return self._predict(texts, public, model_name, Route(STABLE, None), timeout, words_shown)
-                return self._predict(texts, public, model_name, Route(STABLE, rollout.stable), timeout, words_shown)
+                    return self._predict(texts, public, model_name, Route(STABLE, None), timeout, words_shown,
+                                         request_id)
+                return self._predict(texts, public, model_name, Route(STABLE, rollout.stable), timeout, words_shown,
+                                     request_id)
             self.rollouts.record_call(public, route.version, True, time.perf_counter() - started)
             return predictions
-        predictions = self._predict(texts, public, model_name, route, timeout, words_shown)
+        predictions = self._predict(texts, public, model_name, route, timeout, words_shown, request_id)
         if route.shadow is not None and not words_shown:
-            self._copy_to_candidate(texts, public, model_name, route.shadow, predictions)
+            self._copy_to_candidate(texts, public, model_name, route.shadow, predictions, request_id)
         return predictions
 
     def _copy_to_candidate(
         self, texts: list[str], public: str, model_name: str, candidate: VersionRef, answered: list[Prediction],
+        request_id: str | None,
     ) -> None:
+        request_ids = (request_id,) if request_id else ()
+
         def call(shadowed: Sequence[str]) -> tuple[Sequence[float], int]:
             version = self.versions.pick(model_name, candidate)
             ids, _ = self.contracts.tokenizer(model_name, version).encode_batch(list(shadowed))
-            probabilities, served = self._calls.predict(model_name, version, ids, self.settings.rpc_timeout_seconds)
+            probabilities, served = self._calls.predict(model_name, version, ids, self.settings.rpc_timeout_seconds,
+                                                        request_ids)
             return probabilities.tolist(), served
 
         self.shadow.submit(
@@ -291,9 +297,10 @@ class SentimentService:
 
     def _predict(
         self, texts: list[str], public: str, model_name: str, route: Route,
-        timeout: float | None, words_shown: int, retried: bool = False,
+        timeout: float | None, words_shown: int, request_id: str | None, retried: bool = False,
     ) -> list[Prediction]:
         started = time.perf_counter()
+        request_ids = (request_id,) if request_id else ()
         pinned = self.versions.pick(model_name, route.version)
         tokenizer = self.contracts.tokenizer(model_name, pinned)
         ids, encoded = tokenizer.encode_batch(texts)
@@ -306,7 +313,7 @@ class SentimentService:
 
         def predict_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
             with call_duration.time():
-                return self._calls.predict(model_name, pinned, rows, deadline)
+                return self._calls.predict(model_name, pinned, rows, deadline, request_ids)
 
         try:
             probabilities, served_version = predict_rows(ids)
@@ -320,7 +327,7 @@ class SentimentService:
                 raise
             # The cached version was just unloaded by a rollout: look again, once.
             self.versions.forget(model_name)
-            return self._predict(texts, public, model_name, route, timeout, words_shown, retried=True)
+            return self._predict(texts, public, model_name, route, timeout, words_shown, request_id, retried=True)
 
         version = str(served_version)
         metrics.PREDICTION_DURATION.labels(public, version, route.arm).observe(time.perf_counter() - started)

@@ -10,6 +10,7 @@ policy the calls spread over every address it resolves to.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import grpc
 import numpy as np
@@ -21,6 +22,7 @@ from serving.gateway.errors import (
     ModelServerTimeout,
     ModelServerUnavailable,
 )
+from serving.gateway.request_ids import request_id_metadata
 from serving.grpc_retries import service_config
 from serving.tfs_apis import (
     get_model_metadata_pb2,
@@ -101,9 +103,13 @@ class ModelServerClient:
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
     def predict(
-        self, model_name: str, version: int, ids: np.ndarray, timeout: float | None = None
+        self, model_name: str, version: int, ids: np.ndarray, timeout: float | None = None,
+        request_ids: Sequence[str] = (),
     ) -> tuple[np.ndarray, int]:
-        """Positive probabilities for an int32 ``[batch, maxlen]`` matrix, and the version that ran."""
+        """Positive probabilities for an int32 ``[batch, maxlen]`` matrix, and the version that ran.
+
+        ``request_ids``, of the requests whose rows these are, go along as metadata for the
+        model server's logs."""
         request = predict_pb2.PredictRequest()
         request.model_spec.name = model_name
         request.model_spec.version.value = version
@@ -115,7 +121,8 @@ class ModelServerClient:
         tensor.tensor_content = np.ascontiguousarray(ids, dtype="<i4").tobytes()
         request.output_filter.append(OUTPUT_NAME)
         try:
-            response = self._predictions.Predict(request, timeout=timeout or self.timeout_seconds)
+            response = self._predictions.Predict(request, timeout=timeout or self.timeout_seconds,
+                                                 metadata=request_id_metadata(request_ids))
         except grpc.RpcError as error:
             raise _translate(error, f"{model_name} version {version}") from None
         output = response.outputs[OUTPUT_NAME]

@@ -21,6 +21,7 @@ import grpc  # noqa: E402
 import tensorflow as tf  # noqa: E402  (the real runtime before serving.tfs_apis)
 from werkzeug.serving import make_server  # noqa: E402
 
+from serving.model_server.access_log import AccessLog  # noqa: E402
 from serving.model_server.config import (  # noqa: E402
     ConfigError,
     load_batching_parameters,
@@ -74,6 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="run XLA-compiled (jit_compile) functions on the CPU; without it such "
                         "models are refused [default false]")
     parser.add_argument("--grpc_max_threads", type=int, default=64, help="gRPC worker threads [default 64]")
+    parser.add_argument("--access_log", type=tf_serving_bool, nargs="?", const=True,
+                        default=env("MODEL_SERVER_ACCESS_LOG", "false"),
+                        help="a log line per gRPC call with the gateway's request ids (not a TF Serving flag: "
+                             "set MODEL_SERVER_ACCESS_LOG=true to keep the command line TF Serving's) [default false]")
     parser.add_argument("--shutdown_grace_seconds", type=float, default=10,
                         help="on SIGTERM, time given to requests in flight [default 10]")
     args = parser.parse_args(argv)
@@ -118,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
             reload_config=args.model_config_file_poll_wait_seconds > 0,
             xla_enabled=args.xla_cpu_compilation_enabled,
         )
-        manager.poll()
+        manager.poll(newest_only=True)  # older versions load in the polling thread, while serving
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-    grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.grpc_max_threads))
+    grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.grpc_max_threads),
+                              interceptors=[AccessLog()] if args.access_log else [])
     plane = DataPlane(manager)
     add_services(grpc_server, plane)
     grpc_server.add_insecure_port(f"{args.host}:{args.port}")

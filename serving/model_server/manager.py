@@ -124,14 +124,21 @@ class ModelManager:
 
     # -- polling ----------------------------------------------------------------------------
 
-    def poll(self) -> None:
-        """Re-read the config if it changed, then sync every model with its folder."""
+    def poll(self, newest_only: bool = False) -> None:
+        """Re-read the config if it changed, then sync every model with its folder: first the
+        newest wanted version of each model that serves none, so that every model answers as
+        soon as it can; then, unless ``newest_only``, every other version the policies want.
+        (TF Serving, too, waits at start-up for the latest version of each model only.)"""
         mtime = self.config_path.stat().st_mtime
         if self._config_mtime < 0 or (self._reload_config and mtime != self._config_mtime):
             self._apply_config()
             self._config_mtime = mtime
-        for name in self.model_names():
-            self._sync_model(name)
+        names = self.model_names()
+        for name in names:
+            self._sync_model(name, newest_only=True)
+        if not newest_only:
+            for name in names:
+                self._sync_model(name)
 
     def run_polling(self, poll_seconds: float, stop: threading.Event) -> None:
         while not stop.wait(poll_seconds):
@@ -179,12 +186,18 @@ class ModelManager:
             version.close()
         log.info("model config %s: %s", self.config_path, ", ".join(sorted(models)))
 
-    def _sync_model(self, name: str) -> None:
+    def _sync_model(self, name: str, newest_only: bool = False) -> None:
         with self._lock:
             model = self._models[name]
+            serves_one = bool(model.served)
         on_disk = {v: (path, path.stat().st_mtime) for v, path in version_dirs(model.base_path).items()}
         wanted = _wanted_versions(model, self._loadable(model, on_disk))
-        for version in sorted(wanted - set(model.served), reverse=True):
+        missing = sorted(wanted - set(model.served), reverse=True)
+        if newest_only:
+            if missing and not serves_one:
+                self._load(name, model, missing[0], *on_disk[missing[0]])
+            return
+        for version in missing:
             self._load(name, model, version, *on_disk[version])
         # Decide what to unload only after loading: a version that just failed must not
         # push out the one that serves now.

@@ -8,7 +8,7 @@ up cover what needs them (the HTTP server, the model server, shutdown, metrics a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,7 +46,8 @@ class InMemoryModelClient:
         self._negative = [word_ids[word] for word in NEGATIVE_WORDS]
 
     def predict(
-        self, model_name: str, version: int, ids: np.ndarray, timeout: float | None = None
+        self, model_name: str, version: int, ids: np.ndarray, timeout: float | None = None,
+        request_ids: Sequence[str] = (),
     ) -> tuple[np.ndarray, int]:
         if self.failure is not None:
             raise self.failure

@@ -16,14 +16,16 @@ class RecordingCall:
 
     def __init__(self, seconds: float = 0.05, error: Exception | None = None) -> None:
         self.rows: list[int] = []
+        self.request_ids: list[list[str]] = []
         self.seconds = seconds
         self.error = error
         self.release = threading.Event()
         self.release.set()
 
-    def __call__(self, model_name, version, ids, timeout):
+    def __call__(self, model_name, version, ids, timeout, request_ids):
         self.release.wait(timeout)
         self.rows.append(ids.shape[0])
+        self.request_ids.append(list(request_ids))
         time.sleep(self.seconds)
         if self.error:
             raise self.error
@@ -43,6 +45,16 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows():
         np.testing.assert_allclose(probabilities, [i / 100, i / 100])
         assert version == 3
     assert sum(call.rows) == 48 and len(call.rows) < 24
+
+
+def test_a_shared_call_carries_the_request_id_of_every_request_in_it():
+    call = RecordingCall()
+    coalescer = Coalescer(call, max_calls=1, max_rows=128)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: coalescer.predict("m", 1, ids(i), 5, (f"request-{i}",)), range(16)))
+    assert sorted(given for carried in call.request_ids for given in carried) == sorted(
+        f"request-{i}" for i in range(16))
+    assert any(len(carried) > 1 for carried in call.request_ids)  # some calls were shared
 
 
 def test_a_lone_request_is_sent_at_once_and_rows_per_call_are_bounded():

@@ -1,5 +1,5 @@
-"""docs/configuration.md names every GATEWAY_*, MODEL_SERVER_* and SENTIMENT_* variable the
-code reads, and no other."""
+"""docs/configuration.md names every GATEWAY_*, MODEL_SERVER_*, EDGE_* and SENTIMENT_* variable
+the code reads, and no other."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from serving.gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "configuration.md"
-NAME = r"(?:GATEWAY|MODEL_SERVER|SENTIMENT)_[A-Z0-9_]+"
+NAME = r"(?:GATEWAY|MODEL_SERVER|EDGE|SENTIMENT)_[A-Z0-9_]+"
 # Python: os.environ.get("X"), os.environ["X"], os.getenv("X"), and the env("X") alias.
 PYTHON_READ = re.compile(r'(?:environ\.get\(|environ\[|getenv\(|\benv\()\s*["\'](' + NAME + r')["\']')
 # Shell: ${X:-default} / ${X-default} (plain $X is a script's own variable). Compose: ${X...}.
@@ -45,6 +45,7 @@ def test_the_scan_finds_reads_in_each_kind_of_file():
     assert "serving/client/__main__.py" in found["SENTIMENT_GRPC_TARGET"]  # os.environ.get
     assert "deploy/local/run.sh" in found["MODEL_SERVER_PORT"]  # ${X:-default}
     assert "docker-compose.yml" in found["SENTIMENT_HTTP_PORT"]  # compose interpolation
+    assert "deploy/edge/start.sh" in found["EDGE_RATE_LIMIT"]  # the edge's settings
     assert "MODEL_SERVER_PID" not in found  # run.sh's own variable, not configuration
 
 

@@ -48,8 +48,9 @@ def test_every_error_code_a_client_can_meet_is_in_the_catalogue_and_the_document
     literal = set(re.findall(r'"code": "(\w+)"', (ROOT / "serving/gateway/whole_body.py").read_text()))
     literal |= set(re.findall(r'error_response\(\d+, "(\w+)"', (ROOT / "serving/gateway/http_app.py").read_text()))
     literal |= {"bad_request"}  # any other HTTP error Werkzeug raises
+    edge_config = "".join(path.read_text() for path in (ROOT / "deploy" / "edge").glob("*.conf"))
     edge = dict((code, int(status)) for status, code in re.findall(
-        r"return (\d+) '\{\"error\": \{\"code\": \"(\w+)\"", (ROOT / "deploy/edge/nginx.conf").read_text()))
+        r"return (\d+) '\{\"error\": \{\"code\": \"(\w+)\"", edge_config))
     for code, status in {**raised, **answered_by_the_app, **edge}.items():
         assert ERROR_CODES.get(code, (None,))[0] == status, code
     assert set(ERROR_CODES) == set(raised) | set(answered_by_the_app) | literal | set(edge)

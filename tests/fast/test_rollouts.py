@@ -230,10 +230,10 @@ def test_shadow_copies_are_dropped_when_every_slot_is_busy(rolled_out, model_cli
     release = threading.Event()
     original = model_client.predict
 
-    def slow_candidate(model_name, version, ids, timeout=None):
+    def slow_candidate(model_name, version, ids, timeout=None, request_ids=()):
         if version == 2:
             release.wait(5)
-        return original(model_name, version, ids, timeout)
+        return original(model_name, version, ids, timeout, request_ids)
 
     model_client.predict = slow_candidate
     service = rolled_out("lstm: {stable: 1, candidate: 2, shadow_percent: 100}")
