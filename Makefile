@@ -98,6 +98,8 @@ bench: models
 	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR) --out $(BENCH_OUT)/warmup.json
 	@bash deploy/local/install-tools.sh nginx=nginx
 	$(PY) -m benchmarks.edge --models-dir $(MODELS_DIR)
+	@bash deploy/local/install-tools.sh openssl=openssl
+	$(PY) -m benchmarks.front_door --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/front-door.json
 
 # The accuracy ablation (docs/accuracy.md): one full training run per variant, ~1 hour.
 ACCURACY_WORK ?= .ablation

@@ -110,7 +110,7 @@ PROMETHEUS = DebianImage(
     ),
 )
 
-# Stands in for nginx: Debian's nginx (1.22) reads the same deploy/edge/nginx.conf.
+# Stands in for nginx: Debian's nginx (1.22) runs the same deploy/edge/start.sh.
 NGINX = DebianImage(
     repository="sentiment-test-nginx",
     packages=("nginx",),

@@ -11,7 +11,7 @@ import shutil
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,18 +242,30 @@ def test_a_candidate_that_stops_is_rolled_back_with_no_failed_request(rollouts, 
         shutil.move(parked, version_2)
 
 
+def settled(read: Callable[[], float], quiet_seconds: float = 0.5, timeout: float = 10) -> float:
+    """``read()`` once it has stopped changing for ``quiet_seconds``."""
+    value, since = read(), time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = read()
+        if now != value:
+            value, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_seconds:
+            return value
+    raise TimeoutError(f"still changing after {timeout} s")
+
+
 def test_the_prediction_log_samples_hashes_and_rotates(rollouts, texts):
     def written() -> float:
         return sum(v for _, _, v in rollouts.metrics("sentiment_prediction_log_lines_total"))
 
     rollouts.set("lstm: {stable: 1}")
-    wait_until(lambda: written() == written(), 5, "the log writer idle")
-    before = written()
+    before = settled(written)
     batch = texts * 10  # 480 texts, sampled one by one at 25 %
     for start in range(0, len(batch), 32):
         rollouts.predict(batch[start:start + 32])
-    time.sleep(1)  # the writer thread drains its queue
-    sampled = written() - before
+    sampled = settled(written) - before  # the writer threads have drained their queues
     assert abs(sampled - 120) <= 4 * math.sqrt(480 * 0.25 * 0.75), sampled
     files = sorted(rollouts.log_dir.glob(f"{FILE_NAME}*"))
     assert len(files) == LOG_MAX_FILES and all(path.stat().st_size <= LOG_MAX_BYTES for path in files)
