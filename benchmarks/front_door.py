@@ -53,12 +53,13 @@ class FrontDoor:
 
 @contextmanager
 def front_door(server_address: str, models_dir: Path, folder: Path, gateway_env: dict[str, str],
-               edge_settings: dict[str, str]) -> Iterator[FrontDoor]:
+               edge_settings: dict[str, str], ca_file: Path | None = None) -> Iterator[FrontDoor]:
     folder.mkdir()
     with ExitStack() as started:
         gateway = start_gateway(server_address, models_dir, folder, **gateway_env)
         started.callback(gateway.process.stop)
-        grpc_gateway = start_grpc_gateway(server_address, models_dir, gateway.metrics_dir, folder, **gateway_env)
+        grpc_gateway = start_grpc_gateway(server_address, models_dir, gateway.metrics_dir, folder, ca_file,
+                                          **gateway_env)
         started.callback(grpc_gateway.process.stop)
         edge = start_edge(gateway.target, folder / "edge", **UNLIMITED, **edge_settings)
         started.callback(edge.process.stop)
@@ -95,7 +96,7 @@ def main() -> None:
             {**gateway_env, "GATEWAY_API_KEYS_FILE": str(key_file),
              "GATEWAY_GRPC_TLS_CERT": str(certificates.server_cert),
              "GATEWAY_GRPC_TLS_KEY": str(certificates.server_key)},
-            {"tls_dir": str(certificates.server_dir)},
+            {"tls_dir": str(certificates.server_dir)}, certificates.ca,
         ))
         scenarios = list(rows_of(open_door, guarded, certificates, key, body, server.process.pid))
         measured: dict[str, list[dict]] = {}

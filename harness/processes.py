@@ -187,9 +187,11 @@ def start_gateway(model_server_address: str, models_dir: Path, log_dir: Path, **
 
 
 def start_grpc_gateway(
-    model_server_address: str, models_dir: Path, metrics_dir: Path, log_dir: Path, **env: str
+    model_server_address: str, models_dir: Path, metrics_dir: Path, log_dir: Path, ca_file: Path | None = None,
+    **env: str,
 ) -> Listening:
-    """The gateway's gRPC API; returns once its health service reports SERVING."""
+    """The gateway's gRPC API; returns once its health service reports SERVING (asked over
+    TLS, verified with ``ca_file``, when the settings in ``env`` turn TLS on)."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -200,7 +202,8 @@ def start_grpc_gateway(
         **env,
     }
     process = spawn(["-m", "serving.gateway.grpc_server"], log_dir / f"grpc_gateway_{port}.log", environ)
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    channel = (grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(ca_file.read_bytes()))
+               if ca_file else grpc.insecure_channel(f"127.0.0.1:{port}"))
     stub = health_pb2_grpc.HealthStub(channel)
 
     def serving() -> bool:
