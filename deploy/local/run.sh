@@ -66,6 +66,7 @@ sentiment service on http://127.0.0.1:$HTTP_PORT
   model server: gRPC 127.0.0.1:$MODEL_SERVER_PORT, REST http://127.0.0.1:$MODEL_SERVER_REST_PORT
   edge (nginx) log: $RUN_DIR/edge.log; the gateway itself: http://127.0.0.1:$GATEWAY_HTTP_PORT
 MSG
+[ -z "${SENTIMENT_TLS_DIR:-}" ] || echo "  HTTPS: https://127.0.0.1:$HTTPS_PORT (certificate from $SENTIMENT_TLS_DIR)"
 
 PROMETHEUS_MULTIPROC_DIR="$RUN_DIR/metrics" \
 GATEWAY_MODEL_SERVER="127.0.0.1:$MODEL_SERVER_PORT" \
