@@ -111,7 +111,8 @@ def start_model_server(
     wait_for: Iterable[str] = SERVED_MODELS.values(), xla: bool = True, batching_file: Path = BATCHING_FILE,
     access_log: bool = False,
 ) -> ModelServer:
-    """Start the model server with deploy/tfserving's files; return once ``wait_for`` models answer."""
+    """Start the model server with deploy/tfserving's files; return once every version of the
+    ``wait_for`` models that the config wants is loaded."""
     grpc_port, rest_port = grpc_port or free_port(), rest_port or free_port()
     args = [
         "-m", "serving.model_server",
@@ -129,8 +130,24 @@ def start_model_server(
     process = spawn(args, log_dir / f"model_server_{grpc_port}.log")
     server = ModelServer(process, grpc_port, rest_port)
     for name in wait_for:
-        wait_until(responds(f"{server.rest}/v1/models/{name}"), 90, f"model server (log {process.log})")
+        wait_until(settled(f"{server.rest}/v1/models/{name}"), 120, f"model server (log {process.log})")
     return server
+
+
+def settled(status_url: str) -> Callable[[], bool]:
+    """A ``wait_until`` check: a model's status (TF Serving's REST API) shows a version
+    AVAILABLE and none still to load. The model server answers once the newest version is
+    loaded and loads older ones afterwards, so answering is not enough for a test that
+    uses an older version."""
+
+    def check() -> bool:
+        response = requests.get(status_url, timeout=1)
+        if not response.ok:
+            return False
+        states = {status["state"] for status in response.json()["model_version_status"]}
+        return "AVAILABLE" in states and not states & {"START", "LOADING", "UNLOADING"}
+
+    return check
 
 
 @dataclass

@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from text_contract.layout import TOKENIZER_FILE
+from text_contract.layout import TOKENIZER_FILE, WARMUP_REQUESTS_FILE
 
 MODEL_NAME = "imdb_lstm"
 # Both versions loaded (a rollout needs them), with TF Serving version labels.
@@ -37,3 +37,11 @@ def serve_two_versions(version_dir: Path, served: Path) -> Path:
     config = served.parent / f"{served.name}.config"
     config.write_text(MODELS_CONFIG, encoding="utf-8")
     return config
+
+
+def slow_to_load(version_dir: Path, repeats: int) -> None:
+    """Make ``version_dir`` take longer to load: its warmup requests, run before the version
+    turns AVAILABLE, are repeated ``repeats`` times (TFRecord files concatenate; the model
+    server reads at most 1,000 records)."""
+    warmup = version_dir / WARMUP_REQUESTS_FILE
+    warmup.write_bytes(warmup.read_bytes() * repeats)

@@ -15,6 +15,7 @@ from serving.gateway import metrics
 from serving.gateway.coalescing import Coalescer
 from serving.gateway.contracts import ContractStore
 from serving.gateway.errors import (
+    CANDIDATE_PENDING,
     GatewayError,
     InvalidInput,
     ModelNotFound,
@@ -34,15 +35,15 @@ from serving.gateway.rate_limits import RateLimiter
 from serving.gateway.rollouts import CANARY, STABLE, Route, VersionRef
 from serving.gateway.settings import Settings
 from serving.gateway.shadow import Shadow
+from serving.gateway.versions import AVAILABLE, LOADING_STATES, VersionCache
 from serving.predictions_log.writer import PredictionLog
 
 log = logging.getLogger(__name__)
 
-AVAILABLE = "AVAILABLE"
 DEFAULT_TOP_K = 10  # words per explanation unless the request asks otherwise
 MAX_TOP_K = 500  # the model's window: no text has more words to show
-# A candidate failing with these is the candidate's fault (it is missing, down, slow or broken):
-# the stable version answers instead, and the failure counts towards the candidate's rollback.
+# A candidate failing with these is the candidate's fault (it was unloaded, or is down, slow or
+# broken): the stable version answers instead, and the failure counts towards its rollback.
 CANDIDATE_FAILURES = (ModelNotFound, ModelServerUnavailable, ModelServerTimeout, ModelServerFailure)
 
 
@@ -79,61 +80,6 @@ class ModelInfo:
     versions: dict[int, str]  # version -> state
 
 
-class AvailableVersions:
-    """The AVAILABLE versions of each model, cached for ``ttl`` seconds so that the
-    request path makes one status call per model per ``ttl`` rather than per request."""
-
-    def __init__(self, client: ModelServerClient, ttl: float) -> None:
-        self._client = client
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, frozenset[int]]] = {}
-        self._labels: dict[str, tuple[float, int]] = {}
-        self._lock = threading.Lock()
-
-    def _available(self, model_name: str) -> frozenset[int]:
-        now = time.monotonic()
-        cached = self._cache.get(model_name)
-        if cached and now - cached[0] < self._ttl:
-            return cached[1]
-        states = self._client.version_states(model_name)
-        available = frozenset(v for v, state in states.items() if state == AVAILABLE)
-        with self._lock:
-            self._cache[model_name] = (now, available)
-        return available
-
-    def _labelled(self, model_name: str, label: str) -> int:
-        now = time.monotonic()
-        key = f"{model_name}\0{label}"
-        cached = self._labels.get(key)
-        if cached and now - cached[0] < self._ttl:
-            return cached[1]
-        version = self._client.resolve_label(model_name, label)
-        with self._lock:
-            self._labels[key] = (now, version)
-        return version
-
-    def pick(self, model_name: str, version: VersionRef | None) -> int:
-        """``version`` (a number or a label) if it is available, else the latest available one when None."""
-        if isinstance(version, str):
-            version = self._labelled(model_name, version)
-        available = self._available(model_name)
-        if version is None:
-            if not available:
-                raise ModelNotFound(f"{model_name} has no available version")
-            return max(available)
-        if version not in available:
-            raise ModelNotFound(
-                f"{model_name} version {version} is not available (available: {sorted(available)})"
-            )
-        return version
-
-    def forget(self, model_name: str) -> None:
-        with self._lock:
-            self._cache.pop(model_name, None)
-            for key in [key for key in self._labels if key.startswith(f"{model_name}\0")]:
-                del self._labels[key]
-
-
 class SentimentService:
     def __init__(self, settings: Settings, client: ModelServerClient | None = None) -> None:
         self.settings = settings
@@ -142,7 +88,7 @@ class SentimentService:
             settings.model_server_lb_policy, settings.model_server_max_attempts,
         )
         self.contracts = ContractStore(settings.models_dir)
-        self.versions = AvailableVersions(self.client, settings.status_cache_seconds)
+        self.versions = VersionCache(self.client, settings.status_cache_seconds)
         self.rollouts, self.api_keys = read_files(settings)
         self.rate_limits = RateLimiter(settings.rate_limit_per_key, settings.rate_limit_burst) \
             if settings.rate_limit_per_key and settings.api_keys_file else None
@@ -259,10 +205,12 @@ class SentimentService:
             started = time.perf_counter()
             try:
                 predictions = self._predict(texts, public, model_name, route, timeout, words_shown, request_id)
-            except CANDIDATE_FAILURES as error:
-                self.rollouts.record_call(public, route.version, False, time.perf_counter() - started)
+            except (*CANDIDATE_PENDING, *CANDIDATE_FAILURES) as error:
+                if not isinstance(error, CANDIDATE_PENDING):
+                    self.rollouts.record_call(public, route.version, False, time.perf_counter() - started)
+                    log.warning("%s candidate %s failed, the stable version answers: %s",
+                                public, route.version, error.message)
                 metrics.CANARY_FALLBACKS.labels(public, str(route.version)).inc()
-                log.warning("%s candidate %s failed, the stable version answers: %s", public, route.version, error.message)
                 rollout = self.rollouts.rollout(public)
                 if rollout is None:  # the rollout was removed meanwhile: the newest version answers
                     return self._predict(texts, public, model_name, Route(STABLE, None), timeout, words_shown,
@@ -376,13 +324,20 @@ class SentimentService:
         ]
 
     def ready(self) -> tuple[bool, dict[str, str]]:
-        """Ready when the model server answers and every model has an AVAILABLE version."""
+        """Ready when the model server answers, every model has an AVAILABLE version, and no
+        rollout's stable version is still loading (unpinned requests would answer 503)."""
         report: dict[str, str] = {}
         for public, name in self.settings.models.items():
             try:
-                states = self.client.version_states(name, timeout=min(1.0, self.settings.rpc_timeout_seconds))
+                states = self.versions.states(name, timeout=min(1.0, self.settings.rpc_timeout_seconds))
             except GatewayError as error:
                 report[public] = error.message
                 continue
-            report[public] = AVAILABLE if AVAILABLE in states.values() else "no available version"
+            rollout = self.rollouts.rollout(public)
+            if AVAILABLE not in states.values():
+                report[public] = "no available version"
+            elif rollout is not None and states.get(rollout.stable) in LOADING_STATES:
+                report[public] = f"stable version {rollout.stable} is loading"
+            else:
+                report[public] = AVAILABLE
         return all(state == AVAILABLE for state in report.values()), report

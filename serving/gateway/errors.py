@@ -64,6 +64,21 @@ class ModelNotFound(GatewayError):
     code = "model_not_found"
 
 
+class VersionNotPublished(ModelNotFound):
+    """The model server has never reported this version: not published yet, or not at all."""
+
+
+class ModelLoading(GatewayError):
+    """The version asked for exists but is still loading (or waiting to load) in the model server."""
+
+    http_status = 503
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    code = "model_loading"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after=1)
+
+
 class ModelServerUnavailable(GatewayError):
     http_status = 503
     grpc_code = grpc.StatusCode.UNAVAILABLE
@@ -103,7 +118,13 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "rate_limited": (429, "this API key sent more requests than its rate allows (GATEWAY_RATE_LIMIT_PER_KEY); retry after Retry-After"),
     "internal_error": (500, "a failure of the gateway itself; it was logged"),
     "model_server_error": (502, "the model server answered with an unexpected error"),
+    "model_loading": (503, "the version asked for, or the rollout's stable version, is still loading; retry after Retry-After"),
     "model_server_unavailable": (503, "the model server is down, overloaded or restarting; retry after Retry-After"),
     "gateway_unavailable": (503, "the edge cannot reach the gateway; retry after Retry-After"),
     "model_server_timeout": (504, "the model server did not answer in time"),
 }
+
+
+# A rollout's candidate answering with these is not failing, only not there yet: the stable
+# version answers, and nothing counts towards the candidate's rollback.
+CANDIDATE_PENDING = (ModelLoading, VersionNotPublished)

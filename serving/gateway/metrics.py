@@ -79,7 +79,7 @@ ROLLED_BACK = Gauge(
 )
 ROLLOUT_RELOADS = Counter("sentiment_rollout_reloads", "Re-reads of the rollout file by outcome", ["outcome"])
 SHADOW_REQUESTS = Counter(
-    "sentiment_shadow_requests", "Requests copied to a candidate: compared, failed or dropped (all slots busy)",
+    "sentiment_shadow_requests", "Requests copied to a candidate: compared, failed, pending (the candidate still loads) or dropped (all slots busy)",
     ["model", "outcome"],
 )
 SHADOW_COMPARISONS = Counter(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from serving.gateway import metrics
-from serving.gateway.errors import GatewayError
+from serving.gateway.errors import CANDIDATE_PENDING, GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,10 @@ class Shadow:
         started = time.perf_counter()
         try:
             candidate, candidate_version = call(texts)
+        except CANDIDATE_PENDING as error:  # not the candidate's failure: nothing to judge yet
+            metrics.SHADOW_REQUESTS.labels(model, "pending").inc()
+            log.info("shadow call to %s skipped: %s", model, error.message)
+            return
         except GatewayError as error:
             report_call(False, time.perf_counter() - started)
             metrics.SHADOW_REQUESTS.labels(model, "failed").inc()

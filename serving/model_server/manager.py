@@ -30,8 +30,8 @@ from text_contract.layout import version_dirs
 
 log = logging.getLogger(__name__)
 
-# TF Serving's ModelVersionStatus.State names.
-AVAILABLE, LOADING, UNLOADING, END = "AVAILABLE", "LOADING", "UNLOADING", "END"
+# TF Serving's ModelVersionStatus.State names. START: wanted, waiting for its turn to load.
+START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
 
 
 @dataclass
@@ -193,6 +193,16 @@ class ModelManager:
         on_disk = {v: (path, path.stat().st_mtime) for v, path in version_dirs(model.base_path).items()}
         wanted = _wanted_versions(model, self._loadable(model, on_disk))
         missing = sorted(wanted - set(model.served), reverse=True)
+        with self._lock:
+            # Versions wait for their turn as START, as TF Serving reports aspired versions, so
+            # that a client can tell "still to load" from "does not exist". A version the policy
+            # stopped wanting before its turn came is forgotten.
+            for version in missing:
+                if version not in model.statuses or model.statuses[version].state in (UNLOADING, END):
+                    model.statuses[version] = VersionStatus(START, folder_mtime=on_disk[version][1])
+            if not newest_only:
+                for version in [v for v, status in model.statuses.items() if status.state == START and v not in wanted]:
+                    del model.statuses[version]
         if newest_only:
             if missing and not serves_one:
                 self._load(name, model, missing[0], *on_disk[missing[0]])

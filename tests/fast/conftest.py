@@ -40,6 +40,7 @@ class InMemoryModelClient:
         self.failure: Exception | None = None  # raised by every call while set
         self.next_failures: list[Exception] = []  # raised one per predict call, first to last
         self.calls: list[tuple[str, int, int]] = []  # (model name, version, rows) per predict
+        self.status_calls = 0
         self.labels: dict[str, int] = {}  # version label -> version, for every model
         word_ids = {word: FIRST_WORD_ID + index for index, word in enumerate(VOCABULARY)}
         self._positive = [word_ids[word] for word in POSITIVE_WORDS]
@@ -60,6 +61,7 @@ class InMemoryModelClient:
         return np.array([1 / (1 + math.exp(-s)) for s in score], dtype=np.float32), version
 
     def version_states(self, model_name: str, timeout: float | None = None) -> dict[int, str]:
+        self.status_calls += 1
         if self.failure is not None:
             raise self.failure
         if model_name not in self.versions:

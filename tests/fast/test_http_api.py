@@ -38,12 +38,19 @@ def test_one_text_goes_to_the_default_model_and_long_texts_are_cut(http, model_c
     assert model_client.calls == [("imdb_lstm", 2, 1)]
 
 
-def test_a_pinned_version_is_used_and_an_unavailable_one_is_404(http, model_client):
+def test_a_pinned_version_is_used_a_loading_one_is_503_and_a_missing_one_404(http, model_client):
     assert predict(http, {"text": POSITIVE, "version": 1}).get_json()["predictions"][0]["model_version"] == 1
-    model_client.versions["imdb_lstm"] = {1: AVAILABLE, 2: "LOADING"}
+    model_client.versions["imdb_lstm"] = {1: AVAILABLE, 2: "LOADING", 3: "START", 4: "END"}
     assert predict(http, {"text": POSITIVE}).get_json()["predictions"][0]["model_version"] == 1
-    missing = predict(http, {"text": POSITIVE, "version": 2})
-    assert missing.status_code == 404 and "available: [1]" in missing.get_json()["error"]["message"]
+    for version in (2, 3):
+        loading = predict(http, {"text": POSITIVE, "version": version})
+        assert (loading.status_code, loading.headers["Retry-After"]) == (503, "1")
+        assert loading.get_json()["error"] == {
+            "code": "model_loading", "message": f"imdb_lstm version {version} is loading (available: [1])"}
+    for version, why in ((4, "not available: end"), (5, "not available")):
+        missing = predict(http, {"text": POSITIVE, "version": version})
+        assert missing.status_code == 404 and "Retry-After" not in missing.headers
+        assert missing.get_json()["error"]["message"] == f"imdb_lstm version {version} is {why} (available: [1])"
 
 
 @pytest.mark.parametrize(
