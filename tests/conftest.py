@@ -77,7 +77,8 @@ def gateway(model_server, models_dir, tmp_path_factory) -> Iterator[Gateway]:
 @pytest.fixture(scope="session")
 def grpc_gateway(gateway, model_server, models_dir) -> Iterator[Listening]:
     # Shares the HTTP gateway's metrics directory: one /metrics shows both transports.
-    server = start_grpc_gateway(model_server.address, models_dir, gateway.metrics_dir, gateway.metrics_dir.parent)
+    server = start_grpc_gateway(model_server.address, models_dir, gateway.metrics_dir, gateway.metrics_dir.parent,
+                                GATEWAY_GRPC_REFLECTION="true")
     yield server
     server.process.stop()
 

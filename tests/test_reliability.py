@@ -122,7 +122,7 @@ def test_oversized_requests_are_refused_fast_and_memory_stays_flat(gateway, grpc
     url = f"{gateway.url}/v1/sentiment"
     http_pids = process_tree(gateway.process.popen.pid)
     grpc_pid = grpc_gateway.process.popen.pid
-    huge_text = "a" * 5_000_000  # over the 4 MiB gRPC message limit
+    huge_text = "a" * 5_000_000  # over the 1 MiB gRPC message limit
 
     def http_burst(count: int) -> list[tuple[int, float]]:
         def one(index: int) -> tuple[int, float]:

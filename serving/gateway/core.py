@@ -84,8 +84,8 @@ class SentimentService:
     def __init__(self, settings: Settings, client: ModelServerClient | None = None) -> None:
         self.settings = settings
         self.client = client or ModelServerClient(
-            settings.model_server, settings.rpc_timeout_seconds, settings.grpc_max_message_bytes,
-            settings.model_server_lb_policy, settings.model_server_max_attempts,
+            settings.model_server, settings.rpc_timeout_seconds,
+            lb_policy=settings.model_server_lb_policy, max_attempts=settings.model_server_max_attempts,
         )
         self.contracts = ContractStore(settings.models_dir)
         self.versions = VersionCache(self.client, settings.status_cache_seconds)
@@ -202,11 +202,16 @@ class SentimentService:
         """The predictions of ``route``'s version; a failing canary is answered by the stable
         version instead, and a shadowed request is copied to the candidate afterwards."""
         if route.arm == CANARY:
+            # A client picks its arm (by its request id) and shapes its call: an explanation's many
+            # model calls, or a deadline shorter than the gateway's, say nothing of the candidate.
+            judged = not words_shown
             started = time.perf_counter()
             try:
                 predictions = self._predict(texts, public, model_name, route, timeout, words_shown, request_id)
             except (*CANDIDATE_PENDING, *CANDIDATE_FAILURES) as error:
-                if not isinstance(error, CANDIDATE_PENDING):
+                clients_deadline = isinstance(error, ModelServerTimeout) and timeout is not None \
+                    and timeout < self.settings.rpc_timeout_seconds
+                if judged and not clients_deadline and not isinstance(error, CANDIDATE_PENDING):
                     self.rollouts.record_call(public, route.version, False, time.perf_counter() - started)
                     log.warning("%s candidate %s failed, the stable version answers: %s",
                                 public, route.version, error.message)
@@ -217,7 +222,8 @@ class SentimentService:
                                          request_id)
                 return self._predict(texts, public, model_name, Route(STABLE, rollout.stable), timeout, words_shown,
                                      request_id)
-            self.rollouts.record_call(public, route.version, True, time.perf_counter() - started)
+            if judged:
+                self.rollouts.record_call(public, route.version, True, time.perf_counter() - started)
             return predictions
         predictions = self._predict(texts, public, model_name, route, timeout, words_shown, request_id)
         if route.shadow is not None and not words_shown:

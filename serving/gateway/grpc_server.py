@@ -4,28 +4,39 @@
 
 Same core as HTTP (validation, tokenization, model calls, metrics). Also serves the
 standard health service (``grpc.health.v1``; SERVING exactly when the gateway is
-ready) and server reflection. Requests larger than ``GATEWAY_GRPC_MAX_MESSAGE_BYTES``
-are refused by gRPC with RESOURCE_EXHAUSTED; requests that are not a valid message
-(bad wire format, invalid UTF-8 in a string) get INVALID_ARGUMENT.
+ready) and, when ``GATEWAY_GRPC_REFLECTION`` is on, server reflection.
+
+The server is gRPC's asyncio server: a call waiting for its request message costs a
+coroutine, not a thread. Every call passes ``GatewayInterceptor`` first (request id, API
+key, metrics, access line), which refuses a call without a valid key before its message is
+read; the methods themselves are blocking functions run on a pool of
+``GATEWAY_GRPC_MAX_WORKERS`` threads. Requests larger than ``GATEWAY_GRPC_MAX_MESSAGE_BYTES``
+are refused by gRPC with RESOURCE_EXHAUSTED; requests that are not a valid message (bad wire
+format, invalid UTF-8 in a string) get INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import logging.config
 import sys
 import threading
 from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from sentiment.v1 import sentiment_pb2
 
 from serving.gateway import metrics
 from serving.gateway.core import Prediction, SentimentService
-from serving.gateway.grpc_methods import call_timeout, decode, generic_handler, observe
+from serving.gateway.grpc_interceptor import GatewayInterceptor, current_call
+from serving.gateway.grpc_methods import call_timeout, decode, generic_handler
 from serving.gateway.logs import logging_config
+from serving.gateway.open_inference_grpc import OPEN_ROUTES as OPEN_INFERENCE_OPEN_ROUTES
 from serving.gateway.open_inference_grpc import SERVICE_NAME as OPEN_INFERENCE_SERVICE
 from serving.gateway.open_inference_grpc import OpenInferenceServicer
 from serving.gateway.settings import Settings, SettingsError
@@ -33,6 +44,10 @@ from serving.termination import TerminationSignal
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = sentiment_pb2.DESCRIPTOR.services_by_name["SentimentService"].full_name
+# A connection past its age gets this long for the calls in progress on it.
+CONNECTION_AGE_GRACE_MS = 60_000
+
+
 def as_message(prediction: Prediction) -> sentiment_pb2.Prediction:
     fields = prediction.to_json()
     fields.pop("explanation", None)
@@ -50,75 +65,116 @@ class SentimentServicer:
     def __init__(self, service: SentimentService) -> None:
         self._service = service
 
-    def _observe(self, method: str, context: grpc.ServicerContext, call):
-        return observe(f"/{SERVICE_NAME}/{method}", context, call, self._service)
-
     def Predict(self, raw: bytes, context) -> sentiment_pb2.PredictResponse:  # noqa: N802 (gRPC method name)
-        def call(labels: dict[str, str]):
-            request = decode(sentiment_pb2.PredictRequest, raw)
-            labels["model"] = self._service.model_label(request.model)
-            timeout = call_timeout(self._service, context)
-            predictions = self._service.predict(
-                list(request.texts), request.model or None, request.version or None,
-                transport="grpc", timeout=timeout,
-                explain=request.explain, top_k=request.explain_top_k or None, request_id=labels["request_id"],
-            )
-            labels["version"] = predictions[0].model_version
-            return sentiment_pb2.PredictResponse(predictions=[as_message(p) for p in predictions])
-
-        return self._observe("Predict", context, call)
+        request = decode(sentiment_pb2.PredictRequest, raw)
+        call = current_call()
+        call.model = self._service.model_label(request.model)
+        predictions = self._service.predict(
+            list(request.texts), request.model or None, request.version or None,
+            transport="grpc", timeout=call_timeout(self._service, context),
+            explain=request.explain, top_k=request.explain_top_k or None, request_id=call.request_id,
+        )
+        call.version = predictions[0].model_version
+        return sentiment_pb2.PredictResponse(predictions=[as_message(p) for p in predictions])
 
     def ListModels(self, raw: bytes, context) -> sentiment_pb2.ListModelsResponse:  # noqa: N802
-        def call(labels: dict[str, str]):
-            decode(sentiment_pb2.ListModelsRequest, raw)
-            return sentiment_pb2.ListModelsResponse(models=[
-                sentiment_pb2.Model(
-                    model=m.model, model_name=m.model_name,
-                    versions=[sentiment_pb2.ModelVersion(version=v, state=s) for v, s in m.versions.items()],
-                )
-                for m in self._service.list_models()
-            ])
+        decode(sentiment_pb2.ListModelsRequest, raw)
+        return sentiment_pb2.ListModelsResponse(models=[
+            sentiment_pb2.Model(
+                model=m.model, model_name=m.model_name,
+                versions=[sentiment_pb2.ModelVersion(version=v, state=s) for v, s in m.versions.items()],
+            )
+            for m in self._service.list_models()
+        ])
 
-        return self._observe("ListModels", context, call)
-
-    def handler(self) -> grpc.GenericRpcHandler:
+    def handler(self, pool: futures.Executor) -> grpc.GenericRpcHandler:
         return generic_handler(SERVICE_NAME, {
             "Predict": (self.Predict, sentiment_pb2.PredictResponse),
             "ListModels": (self.ListModels, sentiment_pb2.ListModelsResponse),
-        })
+        }, pool)
 
 
-def follow_readiness(
-    service: SentimentService, health_servicer: health.HealthServicer, stop: threading.Event, period: float
-) -> None:
-    """Keep the health status equal to the gateway's readiness."""
-    while True:
-        ready, _ = service.ready()
-        status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+class GrpcServer:
+    """The asyncio server on an event loop thread of its own, with a blocking face for
+    ``main`` and for tests: ``start()``, ``stop(grace)``. The health status follows the
+    gateway's readiness every ``GATEWAY_HEALTH_CHECK_SECONDS``."""
+
+    def __init__(self, settings: Settings, service: SentimentService) -> None:
+        self._settings = settings
+        self._service = service
+        self._pool = ThreadPoolExecutor(settings.grpc_max_workers, thread_name_prefix="grpc")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="grpc-loop", daemon=True)
+        self._thread.start()
+        self._readiness: asyncio.Task | None = None
+        self.health = HealthServicer()
+        self._server, self.port = self._run(self._build())
+
+    def _run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    async def _build(self) -> tuple[grpc.aio.Server, int]:
+        settings, service = self._settings, self._service
+        size = settings.grpc_max_message_bytes
+        server = grpc.aio.server(
+            interceptors=[GatewayInterceptor(service.authenticate, OPEN_INFERENCE_OPEN_ROUTES, settings.access_log)],
+            maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+            options=[
+                ("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size),
+                ("grpc.max_concurrent_streams", settings.grpc_max_concurrent_streams),
+                ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_seconds * 1000)),
+                ("grpc.max_connection_age_grace_ms", CONNECTION_AGE_GRACE_MS),
+            ],
+        )
+        server.add_generic_rpc_handlers((SentimentServicer(service).handler(self._pool),
+                                         OpenInferenceServicer(service).handler(self._pool)))
         for name in ("", SERVICE_NAME):
-            health_servicer.set(name, status)
-        if stop.wait(period):
-            return
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        if settings.grpc_reflection:
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, OPEN_INFERENCE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
+        address = f"{settings.grpc_host}:{settings.grpc_port}"
+        port = server.add_secure_port(address, credentials) if (credentials := server_credentials(settings)) \
+            else server.add_insecure_port(address)
+        return server, port
+
+    def start(self) -> None:
+        async def start() -> None:
+            await self._server.start()
+            self._readiness = asyncio.ensure_future(self._follow_readiness())
+
+        self._run(start())
+
+    async def _follow_readiness(self) -> None:
+        """Keep the health status equal to the gateway's readiness."""
+        loop = asyncio.get_running_loop()
+        while True:
+            ready, _ = await loop.run_in_executor(self._pool, self._service.ready)
+            status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+            for name in ("", SERVICE_NAME):
+                await self.health.set(name, status)
+            await asyncio.sleep(self._settings.health_check_seconds)
+
+    def stop(self, grace: float | None) -> None:
+        """Refuse new calls, give those in progress ``grace`` seconds, then close."""
+
+        async def stop() -> None:
+            if self._readiness is not None:
+                self._readiness.cancel()
+            await self.health.enter_graceful_shutdown()
+            await self._server.stop(grace)
+
+        self._run(stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def build_server(settings: Settings, service: SentimentService) -> tuple[grpc.Server, health.HealthServicer, int]:
-    size = settings.grpc_max_message_bytes
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.grpc_max_workers),
-        options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size)],
-    )
-    server.add_generic_rpc_handlers((SentimentServicer(service).handler(), OpenInferenceServicer(service).handler()))
-    health_servicer = health.HealthServicer()
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, OPEN_INFERENCE_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    address = f"{settings.grpc_host}:{settings.grpc_port}"
-    port = server.add_secure_port(address, credentials) if (credentials := server_credentials(settings)) \
-        else server.add_insecure_port(address)
-    return server, health_servicer, port
+def build_server(settings: Settings, service: SentimentService) -> tuple[GrpcServer, HealthServicer, int]:
+    server = GrpcServer(settings, service)
+    return server, server.health, server.port
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -140,23 +196,17 @@ def main() -> None:
         settings = Settings.from_env()
         logging.config.dictConfig(logging_config(settings.log_format))
         service = SentimentService(settings)
-        server, health_servicer, port = build_server(settings, service)
+        server = GrpcServer(settings, service)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     metrics.forget_dead_processes()  # e.g. this server's predecessor's in-flight gauge
     server.start()
     termination = TerminationSignal()
-    threading.Thread(
-        target=follow_readiness,
-        args=(service, health_servicer, termination.event, settings.health_check_seconds),
-        daemon=True,
-    ).start()
-    log.info("gRPC API on %s:%d (model server %s)", settings.grpc_host, port, settings.model_server)
+    log.info("gRPC API on %s:%d (model server %s)", settings.grpc_host, server.port, settings.model_server)
     termination.wait()
     log.info("shutting down: refusing new calls, finishing those in flight")
-    health_servicer.enter_graceful_shutdown()
-    server.stop(settings.grpc_shutdown_grace_seconds).wait()
+    server.stop(settings.grpc_shutdown_grace_seconds)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from importlib.metadata import version as package_version
 import numpy as np
 
 from serving.gateway.core import AVAILABLE, Prediction, SentimentService
-from serving.gateway.errors import InvalidInput, ModelNotFound
+from serving.gateway.errors import InvalidInput, ModelNotFound, PayloadTooLarge
 
 INPUT_NAME = "text"
 # Output name -> V2 datatype, in the order the outputs are returned.
@@ -131,11 +131,15 @@ def decode_text(element: bytes, index: int) -> str:
         raise InvalidInput(f"element {index} of input {INPUT_NAME!r} is not UTF-8 text") from None
 
 
-def split_raw_bytes(raw: bytes) -> list[bytes]:
+def split_raw_bytes(raw: bytes, max_elements: int) -> list[bytes]:
     """The elements of a BYTES tensor in the protocol's binary form: each a 4-byte
-    little-endian length, then that many bytes."""
+    little-endian length, then that many bytes. Stops at ``max_elements`` + 1: a request
+    of a million empty elements is refused after the first few, not parsed whole."""
     elements, offset = [], 0
     while offset < len(raw):
+        if len(elements) == max_elements:
+            raise PayloadTooLarge(f"too many texts: more than {max_elements} in raw input {INPUT_NAME!r} "
+                                  f"(at most {max_elements} per request)")
         if offset + 4 > len(raw):
             raise InvalidInput(f"raw input {INPUT_NAME!r} ends inside an element's length prefix")
         (length,) = struct.unpack_from("<I", raw, offset)

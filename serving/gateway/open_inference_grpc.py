@@ -8,18 +8,23 @@ reads), one entry per output in the order of ``outputs``.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import grpc
 from sentiment.openinference import open_inference_grpc_pb2 as pb
 
 from serving.gateway import open_inference as v2
 from serving.gateway.core import SentimentService
 from serving.gateway.errors import InvalidInput
-from serving.gateway.grpc_methods import call_timeout, decode, generic_handler, observe
+from serving.gateway.grpc_interceptor import current_call
+from serving.gateway.grpc_methods import call_timeout, decode, generic_handler
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+# Server health answers probes, as HTTP's does: no key asked.
+OPEN_ROUTES = frozenset(f"/{SERVICE_NAME}/{method}" for method in ("ServerLive", "ServerReady"))
 
 
-def request_texts(request: pb.ModelInferRequest) -> list[str]:
+def request_texts(request: pb.ModelInferRequest, max_texts: int) -> list[str]:
     v2.check_input([(t.name, t.datatype, list(t.shape)) for t in request.inputs])
     tensor = request.inputs[0]
     if request.raw_input_contents:
@@ -28,7 +33,7 @@ def request_texts(request: pb.ModelInferRequest) -> list[str]:
                                f"got {len(request.raw_input_contents)}")
         if tensor.contents.bytes_contents:
             raise InvalidInput(f"input {v2.INPUT_NAME!r} has both contents and raw_input_contents")
-        elements = v2.split_raw_bytes(request.raw_input_contents[0])
+        elements = v2.split_raw_bytes(request.raw_input_contents[0], max_texts)
     else:
         elements = list(tensor.contents.bytes_contents)
     v2.check_element_count(tensor.shape, len(elements))
@@ -41,77 +46,54 @@ class OpenInferenceServicer:
     def __init__(self, service: SentimentService) -> None:
         self._service = service
 
-    def _observe(self, method: str, context: grpc.ServicerContext, call):
-        # Server health answers probes, as HTTP's does: no key asked.
-        return observe(f"/{SERVICE_NAME}/{method}", context, call, self._service,
-                       open_to_all=method in ("ServerLive", "ServerReady"))
-
     def ServerLive(self, raw: bytes, context) -> pb.ServerLiveResponse:  # noqa: N802 (gRPC method names)
-        def call(labels):
-            decode(pb.ServerLiveRequest, raw)
-            return pb.ServerLiveResponse(live=True)
-
-        return self._observe("ServerLive", context, call)
+        decode(pb.ServerLiveRequest, raw)
+        return pb.ServerLiveResponse(live=True)
 
     def ServerReady(self, raw: bytes, context) -> pb.ServerReadyResponse:  # noqa: N802
-        def call(labels):
-            decode(pb.ServerReadyRequest, raw)
-            return pb.ServerReadyResponse(ready=self._service.ready()[0])
-
-        return self._observe("ServerReady", context, call)
+        decode(pb.ServerReadyRequest, raw)
+        return pb.ServerReadyResponse(ready=self._service.ready()[0])
 
     def ModelReady(self, raw: bytes, context) -> pb.ModelReadyResponse:  # noqa: N802
-        def call(labels):
-            request = decode(pb.ModelReadyRequest, raw)
-            labels["model"] = self._service.model_label(request.name)
-            return pb.ModelReadyResponse(ready=v2.model_ready(self._service, request.name, request.version))
-
-        return self._observe("ModelReady", context, call)
+        request = decode(pb.ModelReadyRequest, raw)
+        current_call().model = self._service.model_label(request.name)
+        return pb.ModelReadyResponse(ready=v2.model_ready(self._service, request.name, request.version))
 
     def ServerMetadata(self, raw: bytes, context) -> pb.ServerMetadataResponse:  # noqa: N802
-        def call(labels):
-            decode(pb.ServerMetadataRequest, raw)
-            return pb.ServerMetadataResponse(name=v2.SERVER_NAME, version=v2.server_version(), extensions=[])
-
-        return self._observe("ServerMetadata", context, call)
+        decode(pb.ServerMetadataRequest, raw)
+        return pb.ServerMetadataResponse(name=v2.SERVER_NAME, version=v2.server_version(), extensions=[])
 
     def ModelMetadata(self, raw: bytes, context) -> pb.ModelMetadataResponse:  # noqa: N802
-        def call(labels):
-            request = decode(pb.ModelMetadataRequest, raw)
-            labels["model"] = self._service.model_label(request.name)
-            metadata = v2.model_metadata(self._service, request.name, request.version)
-            tensors = {side: [pb.ModelMetadataResponse.TensorMetadata(**t) for t in metadata[side]]
-                       for side in ("inputs", "outputs")}
-            return pb.ModelMetadataResponse(name=metadata["name"], versions=metadata["versions"],
-                                            platform=metadata["platform"], **tensors)
-
-        return self._observe("ModelMetadata", context, call)
+        request = decode(pb.ModelMetadataRequest, raw)
+        current_call().model = self._service.model_label(request.name)
+        metadata = v2.model_metadata(self._service, request.name, request.version)
+        tensors = {side: [pb.ModelMetadataResponse.TensorMetadata(**t) for t in metadata[side]]
+                   for side in ("inputs", "outputs")}
+        return pb.ModelMetadataResponse(name=metadata["name"], versions=metadata["versions"],
+                                        platform=metadata["platform"], **tensors)
 
     def ModelInfer(self, raw: bytes, context) -> pb.ModelInferResponse:  # noqa: N802
-        def call(labels):
-            request = decode(pb.ModelInferRequest, raw)
-            labels["model"] = self._service.model_label(request.model_name)
-            v2.check_model(self._service, request.model_name)
-            version = v2.model_version(request.model_version)
-            texts = request_texts(request)
-            names = v2.selected_outputs([o.name for o in request.outputs])
-            predictions = self._service.predict(texts, request.model_name, version, transport="grpc",
-                                                timeout=call_timeout(self._service, context),
-                                                request_id=labels["request_id"])
-            labels["version"] = predictions[0].model_version
-            tensors = v2.outputs(predictions, names)
-            return pb.ModelInferResponse(
-                model_name=request.model_name,
-                model_version=str(predictions[0].model_version),
-                id=request.id,
-                outputs=[pb.ModelInferResponse.InferOutputTensor(name=t.name, datatype=t.datatype, shape=t.shape)
-                         for t in tensors],
-                raw_output_contents=[v2.raw_bytes(t) for t in tensors],
-            )
+        request = decode(pb.ModelInferRequest, raw)
+        call = current_call()
+        call.model = self._service.model_label(request.model_name)
+        v2.check_model(self._service, request.model_name)
+        version = v2.model_version(request.model_version)
+        texts = request_texts(request, self._service.settings.max_texts)
+        names = v2.selected_outputs([o.name for o in request.outputs])
+        predictions = self._service.predict(texts, request.model_name, version, transport="grpc",
+                                            timeout=call_timeout(self._service, context), request_id=call.request_id)
+        call.version = predictions[0].model_version
+        tensors = v2.outputs(predictions, names)
+        return pb.ModelInferResponse(
+            model_name=request.model_name,
+            model_version=str(predictions[0].model_version),
+            id=request.id,
+            outputs=[pb.ModelInferResponse.InferOutputTensor(name=t.name, datatype=t.datatype, shape=t.shape)
+                     for t in tensors],
+            raw_output_contents=[v2.raw_bytes(t) for t in tensors],
+        )
 
-        return self._observe("ModelInfer", context, call)
-
-    def handler(self) -> grpc.GenericRpcHandler:
+    def handler(self, pool: Executor) -> grpc.GenericRpcHandler:
         return generic_handler(SERVICE_NAME, {
             "ServerLive": (self.ServerLive, pb.ServerLiveResponse),
             "ServerReady": (self.ServerReady, pb.ServerReadyResponse),
@@ -119,4 +101,4 @@ class OpenInferenceServicer:
             "ServerMetadata": (self.ServerMetadata, pb.ServerMetadataResponse),
             "ModelMetadata": (self.ModelMetadata, pb.ModelMetadataResponse),
             "ModelInfer": (self.ModelInfer, pb.ModelInferResponse),
-        })
+        }, pool)

@@ -167,10 +167,22 @@ class Settings:
     access_log: bool = _setting(False, flag)  # one line per HTTP request and gRPC call
     grpc_host: str = _setting("127.0.0.1", text)  # the gateway's own gRPC API
     grpc_port: int = _setting(8600, PORT)
-    grpc_max_message_bytes: int = _setting(4_194_304, POSITIVE)  # larger requests get RESOURCE_EXHAUSTED
-    # Threads of the gRPC server: requests in progress at once, so also how many rows can
-    # meet in the model server's batches (16 halved the throughput of 64 clients).
+    # Larger requests get RESOURCE_EXHAUSTED; the same bound as the HTTP body's.
+    grpc_max_message_bytes: int = _setting(1_048_576, POSITIVE)
+    # Threads that run the gRPC methods: requests in progress at once, so also how many rows
+    # can meet in the model server's batches (16 halved the throughput of 64 clients). A call
+    # takes one only once its key is checked and its message read.
     grpc_max_workers: int = _setting(64, POSITIVE)
+    # Calls open at once in the process (more get RESOURCE_EXHAUSTED at once), and per
+    # connection (HTTP/2 streams; more wait for one to end).
+    grpc_max_concurrent_rpcs: int = _setting(512, POSITIVE)
+    grpc_max_concurrent_streams: int = _setting(100, POSITIVE)
+    # A connection is closed after this long (its calls in progress get a minute to end), so
+    # that clients re-resolve and spread over new replicas, and no connection lives forever.
+    grpc_max_connection_age_seconds: float = _setting(300.0, seconds)
+    # Server reflection (grpcurl, Postman) lists the services to anyone who connects: off
+    # unless asked for.
+    grpc_reflection: bool = _setting(False, flag)
     # TLS of the gRPC API: a PEM certificate chain and its key (both, or neither: plain
     # text); with a client CA as well, clients must show a certificate it signed (mTLS).
     grpc_tls_cert: Path | None = _setting(None, path)

@@ -225,3 +225,13 @@ def test_a_request_id_is_echoed_in_the_trailers_and_keeps_the_canary_arm(grpc_ta
                 for request_id in (f"user-{n}" for n in range(20))}
     assert all(len(seen) == 1 for seen in arms.values())
     assert set().union(*arms.values()) == {"stable", "canary"}
+
+
+def test_reflection_is_off_unless_asked_for(grpc_target):
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    with grpc.insecure_channel(grpc_target) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        with pytest.raises(grpc.RpcError) as error:
+            list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5))
+    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -1,0 +1,125 @@
+"""One interceptor for every gRPC method of the gateway: the request id, the API key, the
+metrics and the access line of each call.
+
+It runs on the server's event loop once a call's metadata has arrived and before gRPC reads
+the request message. A call without a valid key (or over its key's rate) is answered there:
+its message is never read, and it takes no worker thread, so clients without a key can
+neither hold the gateway's threads by never sending a message nor make it read large ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import grpc
+
+from serving.gateway import metrics
+from serving.gateway.api_keys import presented_key
+from serving.gateway.errors import GatewayError
+from serving.gateway.logs import log_access
+from serving.gateway.request_ids import METADATA_KEY, request_id
+
+log = logging.getLogger(__name__)
+
+# Services the interceptor leaves alone: probes and tooling, answered as gRPC answers them.
+UNOBSERVED_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+Authenticate = Callable[[str | None, str], str | None]  # (presented key, transport) -> key id
+
+
+@dataclass
+class Call:
+    """What the interceptor knows of a call; the method fills in the model and version."""
+
+    route: str
+    request_id: str
+    key_id: str | None = None
+    model: str = ""
+    version: int | None = None
+
+
+_CURRENT: ContextVar[Call] = ContextVar("grpc_call")
+
+
+def current_call() -> Call:
+    """The call being served (set by the interceptor for the method's context)."""
+    return _CURRENT.get()
+
+
+class GatewayInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, authenticate: Authenticate, open_routes: frozenset[str], access_log: bool) -> None:
+        self._authenticate = authenticate
+        self._open_routes = open_routes  # routes that take no key (probes)
+        self._access_log = access_log
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(UNOBSERVED_SERVICES):
+            return handler
+        metadata = {key: value for key, value in details.invocation_metadata or () if isinstance(value, str)}
+        call = Call(details.method, request_id(metadata.get(METADATA_KEY)))
+        if details.method not in self._open_routes:
+            try:
+                call.key_id = self._authenticate(
+                    presented_key(metadata.get("authorization"), metadata.get("x-api-key")), "grpc")
+            except GatewayError as error:
+                return self._refusal(call, error, handler)
+        behavior = handler.unary_unary
+
+        async def observed(request: bytes, context: grpc.aio.ServicerContext):
+            return await self._measured(call, context, lambda: behavior(request, context))
+
+        return grpc.unary_unary_rpc_method_handler(
+            observed, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _refusal(self, call: Call, error: GatewayError, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """A handler that answers ``error`` without reading the request: gRPC reads a
+        client-streaming call's messages only when the handler asks for them."""
+
+        async def refuse(requests, context: grpc.aio.ServicerContext):
+            async def fail():
+                raise error
+
+            return await self._measured(call, context, fail)
+
+        return grpc.stream_unary_rpc_method_handler(refuse, response_serializer=handler.response_serializer)
+
+    async def _measured(self, call: Call, context: grpc.aio.ServicerContext, run: Callable[[], Awaitable]):
+        token = _CURRENT.set(call)
+        # In the trailers: a failed call's answer then carries no headers, so the client's retry
+        # policy may still retry it (headers commit a gRPC call).
+        trailers = [(METADATA_KEY, call.request_id)]
+        context.set_trailing_metadata(tuple(trailers))
+        code, details, answer, started = grpc.StatusCode.OK, "", None, time.perf_counter()
+        try:
+            with metrics.IN_FLIGHT.labels("grpc").track_inprogress(), \
+                    metrics.REQUEST_DURATION.labels("grpc", call.route).time():
+                try:
+                    answer = await run()
+                except GatewayError as error:
+                    code, details = error.grpc_code, error.message
+                    if error.retry_after is not None:  # the retry hint HTTP gives in Retry-After
+                        trailers.append(("retry-after", str(error.retry_after)))
+                except Exception:  # a bug, not the client's doing: logged here, never shown to the client
+                    code, details = grpc.StatusCode.INTERNAL, "internal error"
+                    log.exception("%s failed", call.route)
+        finally:
+            _CURRENT.reset(token)
+            # Counted before answering: a client that reads the metrics after its answer finds its call.
+            metrics.REQUESTS.labels("grpc", call.route, call.model, code.name).inc()
+            if self._access_log:
+                log_access("GRPC", call.route, code.name, transport="grpc", request_id=call.request_id,
+                           key_id=call.key_id, model=call.model or None, version=call.version,
+                           duration_s=round(time.perf_counter() - started, 6),
+                           bytes=answer.ByteSize() if answer is not None else None)
+        if code != grpc.StatusCode.OK:
+            await context.abort(code, details, tuple(trailers))  # sends the status, then raises
+        return answer
