@@ -325,7 +325,7 @@ class SentimentService:
 
     def list_models(self) -> list[ModelInfo]:
         return [
-            ModelInfo(public, name, dict(sorted(self.client.version_states(name).items())))
+            ModelInfo(public, name, dict(sorted(self.versions.states(name).items())))
             for public, name in self.settings.models.items()
         ]
 

@@ -65,7 +65,7 @@ def check_model(service: SentimentService, model: str) -> str:
 def model_metadata(service: SentimentService, model: str, version: str = "") -> dict:
     name = check_model(service, model)
     model_version(version)
-    available = [str(v) for v, state in service.client.version_states(name).items() if state == AVAILABLE]
+    available = [str(v) for v, state in service.versions.states(name).items() if state == AVAILABLE]
     if version and version not in available:
         raise ModelNotFound(f"model {model!r} has no available version {version!r}")
     return {
@@ -80,7 +80,7 @@ def model_metadata(service: SentimentService, model: str, version: str = "") -> 
 def model_ready(service: SentimentService, model: str, version: str = "") -> bool:
     name = check_model(service, model)
     wanted = model_version(version)
-    states = service.client.version_states(name)
+    states = service.versions.states(name)
     if wanted is None:
         return AVAILABLE in states.values()
     if wanted not in states:
