@@ -33,6 +33,7 @@ from sentiment.v1 import sentiment_pb2
 
 from serving.gateway import metrics
 from serving.gateway.core import Prediction, SentimentService
+from serving.gateway.exposure import exposure_warnings
 from serving.gateway.grpc_interceptor import GatewayInterceptor, current_call
 from serving.gateway.grpc_methods import call_timeout, decode, generic_handler
 from serving.gateway.logs import logging_config
@@ -201,6 +202,8 @@ def main() -> None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     metrics.forget_dead_processes()  # e.g. this server's predecessor's in-flight gauge
+    for warning in exposure_warnings(settings, grpc=True):
+        log.warning("%s", warning)
     server.start()
     termination = TerminationSignal()
     log.info("gRPC API on %s:%d (model server %s)", settings.grpc_host, server.port, settings.model_server)

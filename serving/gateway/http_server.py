@@ -13,11 +13,14 @@ bound how long a client may take to send a request body (docs/deployment.md, "Th
 from __future__ import annotations
 
 import argparse
+import logging
+import logging.config
 import sys
 
 from granian import Granian
 from granian.constants import Interfaces
 
+from serving.gateway.exposure import exposure_warnings
 from serving.gateway.logs import logging_config
 from serving.gateway.operator_files import read_files
 from serving.gateway.settings import Settings, SettingsError
@@ -62,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    logging.config.dictConfig(logging_config(settings.log_format))
+    for warning in exposure_warnings(settings, grpc=False):
+        logging.getLogger(__name__).warning("%s", warning)
     server(settings, args.app).serve()
     return 0
 
