@@ -95,7 +95,7 @@ def main() -> None:
             features = {
                 "prediction log 100%": ({"GATEWAY_PREDICTION_LOG_DIR": str(scratch_dir / "predictions"),
                                          "GATEWAY_PREDICTION_LOG_SAMPLE_RATE": "1",
-                                         "GATEWAY_PREDICTION_LOG_SALT": "bench"}, None),
+                                         "GATEWAY_PREDICTION_LOG_SALT": "benchmark-salt-0123"}, None),
                 "API keys (10 in the file)": ({"GATEWAY_API_KEYS_FILE": str(key_file)},
                                               {"Authorization": f"Bearer {key}"}),
             }

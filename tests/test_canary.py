@@ -27,7 +27,7 @@ from serving.gateway.rollouts import canary_draw
 from serving.predictions_log.writer import FILE_NAME, text_hash
 from text_contract.layout import TOKENIZER_FILE
 
-SALT = "test-salt"
+SALT = "test-salt-of-16-chars"
 LOG_MAX_BYTES = 8_000
 LOG_MAX_FILES = 3
 LOADING = {"START", "LOADING"}

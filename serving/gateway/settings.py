@@ -11,13 +11,14 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from text_contract.layout import SERVED_MODELS
 
 LB_POLICIES = ("pick_first", "round_robin")
+MIN_SALT_CHARS = 16  # a short salt could be found by trying salts against a known review
 
 
 class SettingsError(ValueError):
@@ -207,7 +208,10 @@ class Settings:
     prediction_log_sample_rate: float = _setting(0.01, fraction)
     # "hash": a salted hash of each text (reviews may hold personal data), or "text".
     prediction_log_texts: str = _setting("hash", one_of("hash", "text"))
-    prediction_log_salt: str | None = _setting(None, text)  # secret; required with "hash"
+    # The secret of the hashes, required with "hash": inline, or in a file (a mounted secret,
+    # kept out of the environment); at least MIN_SALT_CHARS characters.
+    prediction_log_salt: str | None = _setting(None, text)
+    prediction_log_salt_file: Path | None = _setting(None, path)
     prediction_log_max_bytes: int = _setting(10_485_760, POSITIVE)  # per file before rotation
     prediction_log_max_files: int = _setting(5, POSITIVE)  # the current file and rotated ones
 
@@ -242,9 +246,27 @@ class Settings:
         if settings.rate_limit_per_key and not settings.api_keys_file:
             raise SettingsError(f"{cls.variable('rate_limit_per_key')} needs {cls.variable('api_keys_file')}: "
                                 "rates are counted per API key")
-        if settings.prediction_log_dir and settings.prediction_log_texts == "hash" and not settings.prediction_log_salt:
+        return cls._with_salt(settings)
+
+    @classmethod
+    def _with_salt(cls, settings: Settings) -> Settings:
+        """``settings`` with the prediction log's salt read from its file, once it is checked."""
+        inline, file = cls.variable("prediction_log_salt"), cls.variable("prediction_log_salt_file")
+        if settings.prediction_log_salt and settings.prediction_log_salt_file:
+            raise SettingsError(f"set {inline} or {file}, not both")
+        salt, source = settings.prediction_log_salt, inline
+        if settings.prediction_log_salt_file:
+            source = file
+            try:
+                salt = settings.prediction_log_salt_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as error:
+                raise SettingsError(f"{file}: cannot read the salt: {error}") from None
+        if settings.prediction_log_dir and settings.prediction_log_texts == "hash" and not salt:
             raise SettingsError(
-                f"{cls.variable('prediction_log_dir')} is set with hashed texts: "
-                f"set {cls.variable('prediction_log_salt')} to a secret (or {cls.variable('prediction_log_texts')}=text)"
+                f"{cls.variable('prediction_log_dir')} is set with hashed texts: set {inline} or {file} "
+                f"to a secret (or {cls.variable('prediction_log_texts')}=text)"
             )
-        return settings
+        if salt and len(salt) < MIN_SALT_CHARS:
+            raise SettingsError(f"{source}: the salt must have at least {MIN_SALT_CHARS} characters, "
+                                f"got {len(salt)}")
+        return replace(settings, prediction_log_salt=salt, prediction_log_salt_file=None)

@@ -116,7 +116,7 @@ class PredictionLog:
 
     def _append(self, lines: list[bytes]) -> None:
         """Append ``lines``, rotating whenever the next line would take the file over ``max_bytes``."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # texts or their hashes: the owner's only
         path = self.directory / FILE_NAME
         with open(self.directory / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time across the gateway's processes

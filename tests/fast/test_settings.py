@@ -62,3 +62,20 @@ def test_cors_origins_are_exact_origins():
     for bad in ("*", "a.example", "https://a.example/path"):
         with pytest.raises(SettingsError, match="not an origin"):
             Settings.from_env({"GATEWAY_CORS_ORIGINS": bad})
+
+
+def test_the_prediction_log_salt_is_long_and_may_come_from_a_file(tmp_path):
+    logged = {"GATEWAY_PREDICTION_LOG_DIR": str(tmp_path / "log")}
+    with pytest.raises(SettingsError, match="set GATEWAY_PREDICTION_LOG_SALT or GATEWAY_PREDICTION_LOG_SALT_FILE"):
+        Settings.from_env(logged)
+    with pytest.raises(SettingsError, match="^GATEWAY_PREDICTION_LOG_SALT: the salt must have at least 16 characters, got 5"):
+        Settings.from_env({**logged, "GATEWAY_PREDICTION_LOG_SALT": "short"})
+    salt_file = tmp_path / "salt"
+    salt_file.write_text("a-salt-kept-in-a-secret\n")
+    settings = Settings.from_env({**logged, "GATEWAY_PREDICTION_LOG_SALT_FILE": str(salt_file)})
+    assert settings.prediction_log_salt == "a-salt-kept-in-a-secret"
+    with pytest.raises(SettingsError, match="not both"):
+        Settings.from_env({**logged, "GATEWAY_PREDICTION_LOG_SALT_FILE": str(salt_file),
+                           "GATEWAY_PREDICTION_LOG_SALT": "a-salt-kept-in-a-secret"})
+    with pytest.raises(SettingsError, match="^GATEWAY_PREDICTION_LOG_SALT_FILE: cannot read the salt"):
+        Settings.from_env({**logged, "GATEWAY_PREDICTION_LOG_SALT_FILE": str(tmp_path / "missing")})
