@@ -11,6 +11,9 @@ import playwright.sync_api as playwright_api
 import pytest
 from reviews import NEGATIVE
 
+from harness.processes import start_gateway
+from serving.gateway.api_keys import hash_line, new_key
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PHONE = {"width": 375, "height": 740}
 
@@ -95,3 +98,24 @@ def test_the_api_docs_list_the_operations_and_try_it_out_succeeds(page, tmp_path
     assert "positive_probability" in predict.locator(".live-responses-table .microlight").first.inner_text()
     page.screenshot(path=str(tmp_path / "docs.png"), full_page=True)
     assert page.problems == []
+
+
+def test_with_api_keys_the_demo_page_sends_the_key_it_is_given(browser, model_server, models_dir, tmp_path):
+    key = new_key()
+    key_file = tmp_path / "api-keys"
+    key_file.write_text(hash_line("demo", key) + "\n")
+    gateway = start_gateway(model_server.address, models_dir, tmp_path, GATEWAY_API_KEYS_FILE=str(key_file))
+    context = browser.new_context(base_url=gateway.url)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        page.get_by_label("Review").fill("A wonderful film with a clever script.")
+        page.get_by_role("button", name="Score the review").click()
+        playwright_api.expect(page.get_by_role("alert")).to_contain_text("an API key is required")
+        page.get_by_label("API key").fill(key)
+        page.get_by_role("button", name="Score the review").click()
+        playwright_api.expect(page.locator("#verdict")).to_contain_text("positive")
+        assert page.get_by_role("alert").is_hidden()
+    finally:
+        context.close()
+        gateway.process.stop()

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 import yaml
-from flask import Flask, Response, g, jsonify, request, send_from_directory
+from flask import Flask, Response, abort, g, jsonify, request, send_from_directory
 from flask_cors import CORS
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
@@ -44,6 +44,8 @@ _HTTP_ERROR_CODES = {
     415: "unsupported_media_type",
 }
 
+
+SWAGGER_UI_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js"})
 
 # Routes anyone may call when the gateway asks for API keys: probes, metrics (the edge does
 # not forward them), the documents and the demo page; V2's server health is a probe too.
@@ -242,6 +244,10 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
 
     @app.get("/docs/assets/<path:name>")
     def swagger_ui_asset(name: str) -> Response:
+        # The two files docs.html loads, not the package's whole folder (its stock index.html
+        # loads a spec from elsewhere; source maps, the OAuth2 redirect page).
+        if name not in SWAGGER_UI_ASSETS:
+            abort(404)
         return send_from_directory(swagger_ui_path, name)
 
     app.register_blueprint(open_inference_blueprint(service, decode_json))

@@ -71,3 +71,6 @@ def test_the_demo_page_and_the_api_docs_are_served_with_their_assets(http):
         response = http.get(asset)
         assert response.status_code == 200 and len(response.data) > 100, asset
     assert http.get("/docs/assets/../../http_app.py").status_code == 404
+    # Only what the page loads: not the package's stock index.html, its OAuth2 page or source maps.
+    for vendor_file in ("index.html", "oauth2-redirect.html", "swagger-ui-bundle.js.map", "swagger-initializer.js"):
+        assert http.get(f"/docs/assets/{vendor_file}").status_code == 404, vendor_file

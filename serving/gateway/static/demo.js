@@ -9,12 +9,19 @@ const form = document.getElementById("review-form");
 const review = document.getElementById("review");
 const model = document.getElementById("model");
 const submit = document.getElementById("submit");
+const apiKey = document.getElementById("api-key");
 const result = document.getElementById("result");
 const errorBox = document.getElementById("error");
 
+// The key stays in the page: it is sent with each call and kept nowhere else.
+function headers(extra = {}) {
+  const key = apiKey.value.trim();
+  return key ? { ...extra, "X-API-Key": key } : extra;
+}
+
 async function loadModels() {
   try {
-    const response = await fetch("/v1/models");
+    const response = await fetch("/v1/models", { headers: headers() });
     if (!response.ok) return;
     const { models } = await response.json();
     model.replaceChildren(...models.map((m) => new Option(m.model, m.model)));
@@ -92,7 +99,7 @@ form.addEventListener("submit", async (event) => {
   try {
     const response = await fetch("/v1/sentiment", {
       method: "POST",
-      headers: { "Content-Type": "application/json" },
+      headers: headers({ "Content-Type": "application/json" }),
       body: JSON.stringify({ text, model: model.value, explain: true, explain_top_k: 500 }),
     });
     const body = await response.json();
@@ -108,4 +115,5 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
+apiKey.addEventListener("change", loadModels);
 loadModels();
