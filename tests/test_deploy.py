@@ -72,9 +72,9 @@ def test_compose_wiring():
     assert "/readyz" in " ".join(SERVICES["gateway"]["healthcheck"]["test"])
     assert SERVICES["gateway"]["environment"]["GATEWAY_MODEL_SERVER"] == "tfserving:8500"
     assert "models:/models:ro" in SERVICES["gateway"]["volumes"]
-    # HTTP is published by the edge only; gRPC by the gateway.
-    assert SERVICES["gateway"]["ports"] == ["${SENTIMENT_GRPC_PORT:-8600}:8600"]
-    assert SERVICES["edge"]["ports"] == ["${SENTIMENT_HTTP_PORT:-8000}:8080"]
+    # HTTP is published by the edge only; gRPC by the gateway; on loopback unless opted out.
+    assert SERVICES["gateway"]["ports"] == ["${SENTIMENT_BIND:-127.0.0.1}:${SENTIMENT_GRPC_PORT:-8600}:8600"]
+    assert SERVICES["edge"]["ports"] == ["${SENTIMENT_BIND:-127.0.0.1}:${SENTIMENT_HTTP_PORT:-8000}:8080"]
     assert SERVICES["edge"]["depends_on"]["gateway"]["condition"] == "service_healthy"
     assert SERVICES["edge"]["entrypoint"] == ["sh", str(container_path("edge", ROOT / "deploy" / "edge" / "start.sh"))]
     for name in ("prometheus", "grafana"):
@@ -86,6 +86,7 @@ def test_compose_wiring():
     for name, service in SERVICES.items():
         user = service.get("user", "")
         assert user and not user.startswith(("0:", "root")), f"{name} must run as non-root"
+        assert service["cap_drop"] == ["ALL"] and "no-new-privileges:true" in service["security_opt"], name
     trainer = SERVICES["trainer"]
     assert trainer["build"]["dockerfile"] == "deploy/trainer.Dockerfile"
     assert "models:/models" in trainer["volumes"]

@@ -310,3 +310,19 @@ def test_the_tls_overlay_is_the_compose_tls_file(rendered):
         assert env(grpc)[variable] == compose["gateway"]["environment"][variable]
     assert {"name": "tls", "mountPath": str(settings.grpc_tls_cert.parent), "readOnly": True} in grpc["volumeMounts"]
     assert "grpc" not in grpc["readinessProbe"]  # the kubelet's gRPC probe cannot speak TLS
+
+
+def test_the_namespace_denies_by_default_and_mounts_no_api_token(base):
+    deny = base[("NetworkPolicy", "default-deny")]["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"} and "ingress" not in deny
+    for (kind, name), obj in base.items():
+        if kind == "NetworkPolicy":  # Prometheus is let in from its own namespace only, never from any
+            for rule in obj["spec"].get("ingress", []):
+                for peer in rule.get("from", []):
+                    assert peer.get("namespaceSelector", {"matchLabels": 1}) != {}, name
+        if kind in ("Deployment", "Job"):
+            assert obj["spec"]["template"]["spec"]["automountServiceAccountToken"] is False, name
+    egress = {name: [rule["ports"] for rule in base[("NetworkPolicy", name)]["spec"]["egress"]]
+              for name in ("gateway", "edge", "trainer")}
+    assert egress == {"gateway": [[{"port": 8500, "protocol": "TCP"}]], "edge": [[{"port": 8000, "protocol": "TCP"}]],
+                      "trainer": [[{"port": 443, "protocol": "TCP"}]]}
