@@ -48,6 +48,21 @@ CANDIDATE_FAILURES = (ModelNotFound, ModelServerUnavailable, ModelServerTimeout,
 
 
 @dataclass(frozen=True)
+class PredictRequest:
+    """One prediction request, as any transport brings it."""
+
+    texts: list
+    model: str | None = None  # public name; the default model when None
+    version: int | None = None  # pinned by the client; routed when None
+    explain: bool = False
+    top_k: int | None = None  # words per explanation
+    request_id: str | None = None  # keeps the client on one arm of a canary rollout
+    timeout: float | None = None  # the client's own deadline, when nearer than the gateway's
+    transport: str = "http"
+    key_id: str | None = None  # the caller's API key id: explanations are charged to it
+
+
+@dataclass(frozen=True)
 class Prediction:
     positive_probability: float
     label: str
@@ -114,12 +129,18 @@ class SentimentService:
             metrics.AUTH_FAILURES.labels(transport, reason).inc()
             raise Unauthenticated("an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
                                   if not key else "the API key is not valid")
-        if self.rate_limits is not None and (wait := self.rate_limits.admit(key_id)):
+        self._charge(key_id, 1, transport)
+        return key_id
+
+    def _charge(self, key_id: str | None, cost: int, transport: str, why: str = "") -> None:
+        """Take ``cost`` requests' worth from the key's rate, or refuse with RateLimited."""
+        if self.rate_limits is None or key_id is None or cost <= 0:
+            return
+        if wait := self.rate_limits.admit(key_id, cost):
             metrics.RATE_LIMITED.labels(transport, key_id).inc()
             retry_after = max(1, math.ceil(wait))
-            raise RateLimited(f"API key {key_id!r} is over its rate of {self.rate_limits.rate:g} requests a second; "
-                              f"retry after {retry_after} s", retry_after=retry_after)
-        return key_id
+            raise RateLimited(f"API key {key_id!r} is over its rate of {self.rate_limits.rate:g} requests a second"
+                              f"{why}; retry after {retry_after} s", retry_after=retry_after)
 
     def check_texts(self, texts: list) -> None:
         limit = self.settings.max_texts
@@ -162,20 +183,15 @@ class SentimentService:
             raise InvalidInput(f"'explain_top_k' must be a whole number from 1 to {MAX_TOP_K}, got {top_k!r}")
         return top_k
 
-    def predict(
-        self, texts: list, model: str | None = None, version: int | None = None,
-        transport: str = "http", timeout: float | None = None,
-        explain: bool = False, top_k: int | None = None, request_id: str | None = None,
-    ) -> list[Prediction]:
-        """One prediction per text; with ``explain``, each carries the ``top_k`` words that moved it most.
-
-        ``request_id`` keeps a client on one arm of a canary rollout."""
+    def predict(self, request: PredictRequest) -> list[Prediction]:
+        """One prediction per text; with ``explain``, each carries the ``top_k`` words that moved it most."""
+        texts, version = request.texts, request.version
         self.check_texts(texts)
-        public, model_name = self.resolve_model(model)
+        public, model_name = self.resolve_model(request.model)
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
             raise InvalidInput(f"'version' must be a positive integer, got {version!r}")
-        words_shown = self.check_explain(texts, top_k) if explain else 0
-        metrics.TEXTS_PER_REQUEST.labels(transport).observe(len(texts))
+        words_shown = self.check_explain(texts, request.top_k) if request.explain else 0
+        metrics.TEXTS_PER_REQUEST.labels(request.transport).observe(len(texts))
         # Refuse at once rather than queue: a slow model server must not pile up
         # threads and memory in the gateway.
         if not self._slots.acquire(blocking=False):
@@ -183,8 +199,8 @@ class SentimentService:
                 f"more than {self.settings.max_in_flight} predictions in progress, retry shortly", retry_after=1
             )
         try:
-            route = self.rollouts.route(public, version, request_id)
-            predictions = self._routed(texts, public, model_name, route, timeout, words_shown, request_id)
+            route = self.rollouts.route(public, version, request.request_id)
+            predictions = self._routed(request, public, model_name, route, words_shown)
         except GatewayError as error:
             if error.upstream_code:
                 metrics.MODEL_SERVER_ERRORS.labels(error.upstream_code).inc()
@@ -192,12 +208,11 @@ class SentimentService:
         finally:
             self._slots.release()
         if self.prediction_log is not None:
-            self._log_sample(texts, public, predictions, transport, request_id)
+            self._log_sample(texts, public, predictions, request.transport, request.request_id)
         return predictions
 
     def _routed(
-        self, texts: list[str], public: str, model_name: str, route: Route,
-        timeout: float | None, words_shown: int, request_id: str | None,
+        self, request: PredictRequest, public: str, model_name: str, route: Route, words_shown: int,
     ) -> list[Prediction]:
         """The predictions of ``route``'s version; a failing canary is answered by the stable
         version instead, and a shadowed request is copied to the candidate afterwards."""
@@ -207,27 +222,25 @@ class SentimentService:
             judged = not words_shown
             started = time.perf_counter()
             try:
-                predictions = self._predict(texts, public, model_name, route, timeout, words_shown, request_id)
+                predictions = self._predict(request, public, model_name, route, words_shown)
             except (*CANDIDATE_PENDING, *CANDIDATE_FAILURES) as error:
-                clients_deadline = isinstance(error, ModelServerTimeout) and timeout is not None \
-                    and timeout < self.settings.rpc_timeout_seconds
+                clients_deadline = isinstance(error, ModelServerTimeout) and request.timeout is not None \
+                    and request.timeout < self.settings.rpc_timeout_seconds
                 if judged and not clients_deadline and not isinstance(error, CANDIDATE_PENDING):
                     self.rollouts.record_call(public, route.version, False, time.perf_counter() - started)
                     log.warning("%s candidate %s failed, the stable version answers: %s",
                                 public, route.version, error.message)
                 metrics.CANARY_FALLBACKS.labels(public, str(route.version)).inc()
                 rollout = self.rollouts.rollout(public)
-                if rollout is None:  # the rollout was removed meanwhile: the newest version answers
-                    return self._predict(texts, public, model_name, Route(STABLE, None), timeout, words_shown,
-                                         request_id)
-                return self._predict(texts, public, model_name, Route(STABLE, rollout.stable), timeout, words_shown,
-                                     request_id)
+                # The rollout was removed meanwhile: the newest version answers.
+                stable = Route(STABLE, rollout.stable if rollout is not None else None)
+                return self._predict(request, public, model_name, stable, words_shown, charged=True)
             if judged:
                 self.rollouts.record_call(public, route.version, True, time.perf_counter() - started)
             return predictions
-        predictions = self._predict(texts, public, model_name, route, timeout, words_shown, request_id)
+        predictions = self._predict(request, public, model_name, route, words_shown)
         if route.shadow is not None and not words_shown:
-            self._copy_to_candidate(texts, public, model_name, route.shadow, predictions, request_id)
+            self._copy_to_candidate(request.texts, public, model_name, route.shadow, predictions, request.request_id)
         return predictions
 
     def _copy_to_candidate(
@@ -250,11 +263,12 @@ class SentimentService:
         )
 
     def _predict(
-        self, texts: list[str], public: str, model_name: str, route: Route,
-        timeout: float | None, words_shown: int, request_id: str | None, retried: bool = False,
+        self, request: PredictRequest, public: str, model_name: str, route: Route, words_shown: int,
+        retried: bool = False, charged: bool = False,
     ) -> list[Prediction]:
+        texts = request.texts
         started = time.perf_counter()
-        request_ids = (request_id,) if request_id else ()
+        request_ids = (request.request_id,) if request.request_id else ()
         pinned = self.versions.pick(model_name, route.version)
         tokenizer = self.contracts.tokenizer(model_name, pinned)
         ids, encoded = tokenizer.encode_batch(texts)
@@ -262,7 +276,14 @@ class SentimentService:
             for index, item in enumerate(encoded):
                 if item.num_oov == item.num_tokens:
                     raise NoKnownWords(f"texts[{index}] has no word in the model's vocabulary")
-        deadline = timeout or self.settings.rpc_timeout_seconds
+        if words_shown and not charged:
+            # An explanation asks the model for one row per known word and one for the text: its
+            # cost to the key's rate is in requests of max_texts rows, of which one is paid.
+            rows = sum(item.num_tokens - item.num_oov + 1 for item in encoded)
+            cost = math.ceil(rows / self.settings.max_texts)
+            self._charge(request.key_id, cost - 1, request.transport,
+                         f" (this explanation asks the model for {rows} rows: {cost} requests' worth)")
+        deadline = request.timeout or self.settings.rpc_timeout_seconds
         call_duration = metrics.MODEL_CALL_DURATION.labels(public, str(pinned))
 
         def predict_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
@@ -281,7 +302,7 @@ class SentimentService:
                 raise
             # The cached version was just unloaded by a rollout: look again, once.
             self.versions.forget(model_name)
-            return self._predict(texts, public, model_name, route, timeout, words_shown, request_id, retried=True)
+            return self._predict(request, public, model_name, route, words_shown, retried=True, charged=True)
 
         version = str(served_version)
         metrics.PREDICTION_DURATION.labels(public, version, route.arm).observe(time.perf_counter() - started)

@@ -32,7 +32,7 @@ from grpc_reflection.v1alpha import reflection
 from sentiment.v1 import sentiment_pb2
 
 from serving.gateway import metrics
-from serving.gateway.core import Prediction, SentimentService
+from serving.gateway.core import Prediction, PredictRequest, SentimentService
 from serving.gateway.exposure import exposure_warnings
 from serving.gateway.grpc_interceptor import GatewayInterceptor, current_call
 from serving.gateway.grpc_methods import call_timeout, decode, generic_handler
@@ -70,11 +70,11 @@ class SentimentServicer:
         request = decode(sentiment_pb2.PredictRequest, raw)
         call = current_call()
         call.model = self._service.model_label(request.model)
-        predictions = self._service.predict(
+        predictions = self._service.predict(PredictRequest(
             list(request.texts), request.model or None, request.version or None,
-            transport="grpc", timeout=call_timeout(self._service, context),
             explain=request.explain, top_k=request.explain_top_k or None, request_id=call.request_id,
-        )
+            timeout=call_timeout(self._service, context), transport="grpc", key_id=call.key_id,
+        ))
         call.version = predictions[0].model_version
         return sentiment_pb2.PredictResponse(predictions=[as_message(p) for p in predictions])
 

@@ -26,7 +26,7 @@ from werkzeug.exceptions import HTTPException
 
 from serving.gateway import metrics
 from serving.gateway.whole_body import WholeBody
-from serving.gateway.core import SentimentService
+from serving.gateway.core import PredictRequest, SentimentService
 from serving.gateway.api_keys import presented_key
 from serving.gateway.errors import GatewayError, InvalidInput, Unauthenticated
 from serving.gateway.logs import log_access
@@ -189,8 +189,10 @@ def create_app(settings: Settings | None = None, service: SentimentService | Non
             return error_response(415, "unsupported_media_type", "Content-Type must be application/json")
         asked = parse_prediction_request(decode_json(request.get_data()))
         g.model = service.model_label(asked.model)
-        predictions = service.predict(asked.texts, asked.model, asked.version, transport="http",
-                                      explain=asked.explain, top_k=asked.explain_top_k, request_id=g.request_id)
+        predictions = service.predict(PredictRequest(
+            asked.texts, asked.model, asked.version, explain=asked.explain, top_k=asked.explain_top_k,
+            request_id=g.request_id, transport="http", key_id=g.get("key_id"),
+        ))
         g.version = predictions[0].model_version
         return jsonify(predictions=[p.to_json() for p in predictions])
 

@@ -14,7 +14,7 @@ import grpc
 from sentiment.openinference import open_inference_grpc_pb2 as pb
 
 from serving.gateway import open_inference as v2
-from serving.gateway.core import SentimentService
+from serving.gateway.core import PredictRequest, SentimentService
 from serving.gateway.errors import InvalidInput
 from serving.gateway.grpc_interceptor import current_call
 from serving.gateway.grpc_methods import call_timeout, decode, generic_handler
@@ -80,8 +80,10 @@ class OpenInferenceServicer:
         version = v2.model_version(request.model_version)
         texts = request_texts(request, self._service.settings.max_texts)
         names = v2.selected_outputs([o.name for o in request.outputs])
-        predictions = self._service.predict(texts, request.model_name, version, transport="grpc",
-                                            timeout=call_timeout(self._service, context), request_id=call.request_id)
+        predictions = self._service.predict(PredictRequest(
+            texts, request.model_name, version, request_id=call.request_id,
+            timeout=call_timeout(self._service, context), transport="grpc", key_id=call.key_id,
+        ))
         call.version = predictions[0].model_version
         tensors = v2.outputs(predictions, names)
         return pb.ModelInferResponse(

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from serving.gateway import open_inference as v2
-from serving.gateway.core import SentimentService
+from serving.gateway.core import PredictRequest, SentimentService
 from serving.gateway.errors import GatewayError, InvalidInput
 
 
@@ -111,7 +111,8 @@ def open_inference_blueprint(service: SentimentService, decode_json) -> Blueprin
         v2.check_model(service, model)
         version_number = v2.model_version(model_version)
         texts, names, request_id = parse_infer_request(decode_json(request.get_data()))
-        predictions = service.predict(texts, model, version_number, transport="http", request_id=g.request_id)
+        predictions = service.predict(PredictRequest(texts, model, version_number, request_id=g.request_id,
+                                                     transport="http", key_id=g.get("key_id")))
         g.version = predictions[0].model_version
         answer: dict = {
             "model_name": model,

@@ -22,14 +22,16 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when counted)
         self._lock = threading.Lock()
 
-    def admit(self, client: str) -> float:
-        """0 when ``client`` may send this request now, else the seconds until it may."""
+    def admit(self, client: str, cost: float = 1.0) -> float:
+        """0 when ``client`` may send this request, worth ``cost`` requests, now (the cost is
+        then taken), else the seconds until it may. A cost over the burst counts as the burst."""
+        cost = min(cost, float(self.burst))
         now = self._clock()
         with self._lock:
             tokens, counted = self._buckets.get(client, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - counted) * self.rate)
-            if tokens >= 1:
-                self._buckets[client] = (tokens - 1, now)
+            if tokens >= cost:
+                self._buckets[client] = (tokens - cost, now)
                 return 0.0
             self._buckets[client] = (tokens, now)
-            return (1 - tokens) / self.rate
+            return (cost - tokens) / self.rate

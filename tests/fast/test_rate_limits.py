@@ -81,3 +81,30 @@ def test_grpc_answers_resource_exhausted_with_a_retry_hint(limited):
         channel.close()
     finally:
         server.stop(0)
+
+
+def test_a_cost_takes_that_many_tokens_and_never_more_than_the_burst():
+    clock = Clock()
+    limiter = RateLimiter(rate=2, burst=10, clock=clock)
+    assert limiter.admit("a", 7) == 0 and limiter.admit("a", 4) == pytest.approx(0.5)  # 3 left, 1 short
+    clock.now += 60
+    assert limiter.admit("a", 50) == 0 and limiter.admit("a") == pytest.approx(0.5)  # charged as the burst: 10
+
+
+def test_explanations_are_charged_by_their_model_rows(settings, model_client, tmp_path):
+    """A plain request of up to max_texts (8 here) texts costs 1; an explanation costs a request per
+    max_texts rows it asks the model for (one per known word, one per text)."""
+    key = new_key()
+    (tmp_path / "keys").write_text(f"{hash_line('explainer', key)}\n")
+    limited = replace(settings, api_keys_file=tmp_path / "keys", rate_limit_per_key=0.001, rate_limit_burst=20)
+    with create_app(limited, SentimentService(limited, client=model_client)).test_client() as http:
+        def explain(texts: list[str]):
+            return http.post("/v1/sentiment", json={"texts": texts, "explain": True}, headers={"X-API-Key": key})
+
+        text = "good great bad awful plot acting film the " * 2  # 16 known words: 17 rows, a cost of 3
+        assert explain([text]).status_code == 200  # 20 - 3 = 17 tokens left
+        assert explain([text] * 5).status_code == 200  # 85 rows: 11; 6 left
+        refused = explain([text] * 3)  # 51 rows: 7
+        assert refused.status_code == 429 and "51 rows: 7 requests' worth" in refused.get_json()["error"]["message"]
+        plain = http.post("/v1/sentiment", json={"texts": [text] * 8}, headers={"X-API-Key": key})
+        assert plain.status_code == 200  # a plain request still costs 1

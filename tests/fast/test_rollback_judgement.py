@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from serving.gateway.core import SentimentService
+from serving.gateway.core import PredictRequest, SentimentService
 from serving.gateway.errors import ModelServerTimeout
 from serving.gateway.rollouts import STABLE
 
@@ -27,7 +27,7 @@ def candidate_times_out(model_client) -> None:
 def test_timeouts_under_the_gateways_own_deadline_roll_the_candidate_back(service, model_client):
     for _ in range(5):  # min_requests
         candidate_times_out(model_client)
-        (answer,) = service.predict(["good film"])
+        (answer,) = service.predict(PredictRequest(["good film"]))
         assert (answer.arm, answer.model_version) == (STABLE, 1)
     assert service.rollouts.rolled_back("lstm") == "error_rate"
 
@@ -35,7 +35,7 @@ def test_timeouts_under_the_gateways_own_deadline_roll_the_candidate_back(servic
 def test_timeouts_of_a_clients_own_short_deadline_do_not(service, model_client):
     for _ in range(20):
         candidate_times_out(model_client)
-        (answer,) = service.predict(["good film"], timeout=0.05, transport="grpc")
+        (answer,) = service.predict(PredictRequest(["good film"], timeout=0.05, transport="grpc"))
         assert (answer.arm, answer.model_version) == (STABLE, 1)
     assert service.rollouts.rolled_back("lstm") is None
 
@@ -43,7 +43,7 @@ def test_timeouts_of_a_clients_own_short_deadline_do_not(service, model_client):
 def test_explanations_are_not_judged(service, model_client):
     for _ in range(20):
         candidate_times_out(model_client)
-        (answer,) = service.predict(["good film"], explain=True, top_k=2)
+        (answer,) = service.predict(PredictRequest(["good film"], explain=True, top_k=2))
         assert answer.model_version == 1 and answer.explanation is not None
     assert service.rollouts.rolled_back("lstm") is None
 
@@ -54,9 +54,9 @@ def test_a_candidate_still_loading_or_not_published_is_not_judged(service, model
         del model_client.versions["imdb_lstm"][2]
     else:
         model_client.versions["imdb_lstm"][2] = state
-    answers = [service.predict(["good film"]) for _ in range(20)]
+    answers = [service.predict(PredictRequest(["good film"])) for _ in range(20)]
     assert {(answer.arm, answer.model_version) for (answer,) in answers} == {(STABLE, 1)}
     assert service.rollouts.rolled_back("lstm") is None
     model_client.versions["imdb_lstm"][2] = "AVAILABLE"
-    (answer,) = service.predict(["good film"])
+    (answer,) = service.predict(PredictRequest(["good film"]))
     assert answer.model_version == 2  # loaded: the candidate takes its share at once
