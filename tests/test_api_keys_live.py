@@ -3,6 +3,8 @@ server share, edited while they run."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import subprocess
 import sys
@@ -10,16 +12,34 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 import requests
+from prometheus_text import metric
 from reviews import POSITIVE
 
 from harness.processes import ROOT, free_port, gateway_env, start_gateway, start_grpc_gateway, wait_until
 from serving.client import SentimentClient
 from serving.gateway.api_keys import hash_line, new_key
+
+
+def connection_owner(server_port: int, client_port: int, pids: list[int]) -> int | None:
+    """Which of ``pids`` holds the server side of the loopback TCP connection from ``client_port``."""
+    sockets = {f"socket:[{fields[9]}]" for table in ("/proc/net/tcp", "/proc/net/tcp6")
+               for fields in map(str.split, Path(table).read_text().splitlines()[1:])
+               if int(fields[1].rsplit(":", 1)[1], 16) == server_port
+               and int(fields[2].rsplit(":", 1)[1], 16) == client_port}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) in sockets:
+                    return pid
+            except OSError:  # closed meanwhile
+                continue
+    return None
 
 
 def test_keys_are_checked_rotated_and_revoked_without_a_restart(model_server, models_dir, tmp_path):
@@ -29,36 +49,83 @@ def test_keys_are_checked_rotated_and_revoked_without_a_restart(model_server, mo
     gateway = start_gateway(model_server.address, models_dir, tmp_path, GATEWAY_API_KEYS_FILE=str(key_file))
     grpc_gateway = start_grpc_gateway(model_server.address, models_dir, gateway.metrics_dir, tmp_path,
                                       GATEWAY_API_KEYS_FILE=str(key_file))
-    url = f"{gateway.url}/v1/sentiment"
 
-    def status(key: str | None) -> int:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return requests.post(url, json={"text": POSITIVE}, headers=headers, timeout=10).status_code
+    def worker_pids() -> list[int]:
+        return [int(pid) for pid in subprocess.run(["pgrep", "-P", str(gateway.process.pid)],
+                                                   capture_output=True, text=True).stdout.split()]
+
+    workers: list[int] = []
+    refusals: Counter[tuple[str, str]] = Counter()  # (transport, reason) of every refusal this test saw
+
+    def answer(key: str | None) -> tuple[int, int | None]:
+        """The status of one request on a connection of its own, and the worker process that answered it."""
+        connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+        try:
+            connection.connect()
+            headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
+            connection.request("POST", "/v1/sentiment", json.dumps({"text": POSITIVE}), headers)
+            response = connection.getresponse()
+            response.read()
+            worker = connection_owner(gateway.port, connection.sock.getsockname()[1], workers)
+        finally:
+            connection.close()
+        if response.status == 401:
+            refusals["http", "unknown" if key else "missing"] += 1
+        return response.status, worker
+
+    def statuses_by_worker(key: str | None) -> dict[int | None, set[int]]:
+        """Each worker's answers to ``key``, over new connections until every worker has answered."""
+        seen: dict[int | None, set[int]] = {}
+        for _ in range(100):
+            status, worker = answer(key)
+            seen.setdefault(worker, set()).add(status)
+            if set(seen) == set(workers):
+                break
+        return seen
+
+    def everywhere(status: int) -> dict[int | None, set[int]]:
+        return {worker: {status} for worker in workers}
 
     def grpc_code(key: str | None) -> grpc.StatusCode:
         with SentimentClient(grpc_gateway.target, api_key=key) as client:
             try:
                 client.predict([POSITIVE])
             except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    refusals["grpc", "unknown" if key else "missing"] += 1
                 return error.code()
             return grpc.StatusCode.OK
 
+    def scrape() -> str:
+        return requests.get(f"{gateway.url}/metrics", timeout=10).text  # both servers' metrics: one folder
+
     try:
+        wait_until(lambda: len(worker_pids()) == 2, 10, "both HTTP workers")
+        workers += worker_pids()
+        before = scrape()
         assert requests.get(f"{gateway.url}/readyz", timeout=10).status_code == 200  # probes stay open
-        # Both keys valid during a rotation, in every worker (20 requests reach both).
-        assert {status(key) for key in (old, new) for _ in range(10)} == {200}
-        assert {status(None), status("sk_wrong")} == {401}
+        # Both keys valid during a rotation, in every worker.
+        assert statuses_by_worker(old) == statuses_by_worker(new) == everywhere(200)
+        assert statuses_by_worker(None) == statuses_by_worker("sk_wrong") == everywhere(401)
         assert grpc_code(None) == grpc_code("sk_wrong") == grpc.StatusCode.UNAUTHENTICATED
         assert grpc_code(old) == grpc_code(new) == grpc.StatusCode.OK
 
         key_file.write_text(hash_line("new", new) + "\n")  # the rotation ends: "old" revoked
         os.utime(key_file, ns=(time.time_ns(), time.time_ns() + 10**9))
-        wait_until(lambda: {status(old) for _ in range(6)} == {401}, 10, "the old key refused by every worker")
+        wait_until(lambda: statuses_by_worker(old) == everywhere(401), 10,
+                   "the old key refused by every worker")
         wait_until(lambda: grpc_code(old) == grpc.StatusCode.UNAUTHENTICATED, 10, "the old key refused over gRPC")
-        assert {status(new) for _ in range(10)} == {200} and grpc_code(new) == grpc.StatusCode.OK
+        # Reloaded for good: the old key stays refused and the new one accepted, everywhere.
+        assert statuses_by_worker(old) == everywhere(401) and statuses_by_worker(new) == everywhere(200)
+        assert grpc_code(old) == grpc.StatusCode.UNAUTHENTICATED and grpc_code(new) == grpc.StatusCode.OK
 
-        metrics = requests.get(f"{gateway.url}/metrics", timeout=10).text
-        assert 'sentiment_auth_failures_total{reason="missing",transport="http"}' in metrics
+        after = scrape()
+        for transport in ("http", "grpc"):
+            for reason in ("missing", "unknown"):
+                labels = {"transport": transport, "reason": reason}
+                counted = (metric(after, "sentiment_auth_failures_total", **labels)
+                           - metric(before, "sentiment_auth_failures_total", **labels))
+                assert counted == refusals[transport, reason] > 0, labels
         logs = gateway.process.log.read_text() + grpc_gateway.process.log.read_text()
         assert old not in logs and new not in logs  # keys are never logged
     finally:

@@ -147,6 +147,7 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         "SENTIMENT_RATE_LIMIT_PER_KEY": "10000",
         "SENTIMENT_EDGE_RATE_LIMIT": "10000",
         "SENTIMENT_EDGE_RATE_BURST": "10000",
+        "SENTIMENT_EDGE_MAX_CONNECTIONS_PER_ADDRESS": "10000",  # 300 slow connections from one address
         **{name: str(port) for name, port in ports.items()},
     })
     deployment = Deployment(compose, *ports.values(), tmp_path_factory.mktemp("compose") / "compose.log", rollouts_dir,
@@ -265,7 +266,7 @@ def test_containers_run_as_non_root_on_a_read_only_root_file_system(deployment, 
 def test_slow_clients_do_not_take_the_published_http_port_down(deployment):
     """300 connections trickling bodies into the edge; a normal client beside them."""
     with SlowClients("127.0.0.1", deployment.http_port, count=300, interval=3) as slow:
-        time.sleep(1)
+        wait_until(lambda: len(slow.sockets) == 300, 10, "the slow connections")
         normal = NormalClient(f"{deployment.http}/v1/sentiment", duration=8, headers=deployment.auth).run()
         wait_until(lambda: slow.still_open == 0, 15, "the edge closing the slow connections")
     print(f"\ncompose edge, 300 slow connections: {normal.success_rate:.0%} of {len(normal.statuses)} normal "

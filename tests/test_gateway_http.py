@@ -194,20 +194,21 @@ def test_in_flight_limit_and_graceful_shutdown(models_dir, tmp_path):
     """With the model server frozen, requests beyond the limit get 429 at once; on SIGTERM
     the gateway finishes the request in flight, refuses new ones and exits in bounded time."""
     import signal
-    import threading
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     server = start_model_server(models_dir, tmp_path)
     gateway = start_gateway(server.address, models_dir, tmp_path, GATEWAY_MAX_IN_FLIGHT="1",
                             GATEWAY_HTTP_WORKERS="1", GATEWAY_RPC_TIMEOUT_SECONDS="10")
+    pool = ThreadPoolExecutor(1)
     try:
         wait_until(lambda: requests.get(f"{gateway.url}/readyz", timeout=3).ok, 30, "ready")
         assert post(gateway, {"text": POSITIVE}).status_code == 200  # versions cached, channel up
         server.process.popen.send_signal(signal.SIGSTOP)
-        slow: dict = {}
-        first = threading.Thread(target=lambda: slow.update(response=post(gateway, {"text": POSITIVE})))
-        first.start()
-        time.sleep(1.0)
+        first = pool.submit(post, gateway, {"text": POSITIVE})
+        wait_until(lambda: metric(requests.get(f"{gateway.url}/metrics", timeout=5).text,
+                                  "sentiment_in_flight_requests", transport="http") == 2, 10,
+                   "the first request in flight (and the scrape)")
         started = time.monotonic()
         refused = post(gateway, {"text": NEGATIVE})
         assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
@@ -226,14 +227,14 @@ def test_in_flight_limit_and_graceful_shutdown(models_dir, tmp_path):
 
         wait_until(not_served, 10, "new requests no longer served")
         server.process.popen.send_signal(signal.SIGCONT)
-        first.join(15)
-        assert slow["response"].status_code == 200  # the request in flight completed
+        assert first.result(15).status_code == 200  # the request in flight completed
         started = time.monotonic()
         assert gateway.process.popen.wait(20) == 0 and time.monotonic() - started < 20
     finally:
         server.process.popen.send_signal(signal.SIGCONT)
         gateway.process.stop()
         server.process.stop()
+        pool.shutdown(cancel_futures=True)
 
 
 def test_every_log_line_is_json_with_one_access_line_per_request(model_server, models_dir, tmp_path):
@@ -277,10 +278,11 @@ def test_a_crashed_worker_is_replaced_and_its_in_flight_requests_leave_the_gauge
     """A worker killed with a request in flight: a new worker serves within seconds, the
     counters keep the dead worker's counts, and its in-flight request no longer counts."""
     import signal
-    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     server = start_model_server(models_dir, tmp_path)
     gateway = start_gateway(server.address, models_dir, tmp_path, GATEWAY_HTTP_WORKERS="1")
+    pool = ThreadPoolExecutor(1)
 
     def scrape() -> str:
         return requests.get(f"{gateway.url}/metrics", timeout=5).text
@@ -296,14 +298,12 @@ def test_a_crashed_worker_is_replaced_and_its_in_flight_requests_leave_the_gauge
         served = metric(scrape(), "sentiment_requests_total", route="/v1/sentiment", code="200")
         crashed = worker()
         server.process.popen.send_signal(signal.SIGSTOP)
-        def cut_off() -> None:
-            with pytest.raises(requests.ConnectionError):  # its worker dies under it
-                requests.post(f"{gateway.url}/v1/sentiment", json={"text": POSITIVE}, timeout=30)
-
-        threading.Thread(target=cut_off, daemon=True).start()
+        cut_off = pool.submit(requests.post, f"{gateway.url}/v1/sentiment", json={"text": POSITIVE}, timeout=30)
         wait_until(lambda: metric(scrape(), "sentiment_in_flight_requests", transport="http") == 2, 10,
                    "the request in flight (and the scrape)")
         os.kill(crashed, signal.SIGKILL)
+        with pytest.raises(requests.ConnectionError):  # its worker died under it
+            cut_off.result(timeout=40)
         server.process.popen.send_signal(signal.SIGCONT)
         wait_until(lambda: requests.get(f"{gateway.url}/readyz", timeout=3).ok, 20, "a replacement worker")
         assert worker() != crashed
@@ -316,6 +316,7 @@ def test_a_crashed_worker_is_replaced_and_its_in_flight_requests_leave_the_gauge
         server.process.popen.send_signal(signal.SIGCONT)
         gateway.process.stop()
         server.process.stop()
+        pool.shutdown(cancel_futures=True)
 
 
 def test_chunked_bodies_are_read_whole_and_held_to_the_size_limit(gateway):

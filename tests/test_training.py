@@ -7,7 +7,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from text_contract.layout import WARMUP_REQUESTS_FILE, version_dirs
-from text_contract.tokenizer import Tokenizer, TokenizerContract
+from text_contract.tokenizer import Tokenizer, TokenizerContract, pad
 from training.dataset import load_imdb
 from training.export import export_version
 from training.models import ARCHITECTURES, Regularisation, build_model
@@ -27,6 +27,14 @@ def test_parameter_counts_match_the_reference_summaries(architecture, recurrent_
         assert model.count_params() == 320_000 + recurrent_params + model.layers[-1].count_params()
         assert model.output_shape == (None, 1)
     assert set(ARCHITECTURES) == {"simple_rnn", "lstm", "gru", "bilstm"}
+
+
+@pytest.mark.parametrize("length", [0, 1, 5, 499, 500, 501, 1200])
+def test_serving_pads_as_keras_pad_sequences(length):
+    ids = list(range(1, length + 1))
+    expected = keras.utils.pad_sequences([ids], maxlen=500)[0]
+    assert pad(ids, 500).dtype == np.int32
+    np.testing.assert_array_equal(pad(ids, 500), expected)
 
 
 @pytest.mark.parametrize("architecture", ["simple_rnn", "lstm"])

@@ -22,15 +22,16 @@ import logging
 import re
 import secrets
 import sys
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from serving.gateway.watched_file import CHECK_SECONDS, WatchedFile
 
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "sk_"  # makes a leaked key easy to recognise (and to scan for)
-RELOAD_CHECK_SECONDS = 1.0
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _HEX = re.compile(r"[0-9a-f]+")
 
@@ -76,38 +77,28 @@ def parse_key_file(text: str, source: str) -> list[KeyHash]:
 
 
 class KeyStore:
-    def __init__(self, file: Path) -> None:
-        self._file = file
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
-        self._next_check = 0.0
+    def __init__(self, file: Path, check_seconds: float = CHECK_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """``file`` is looked at for changes every ``check_seconds`` of ``clock``."""
+        self._file = WatchedFile(file, check_seconds, clock)
         self._hashes = self._read()  # at start-up a bad file is an error
 
     def _read(self) -> list[KeyHash]:
         try:
-            stat = self._file.stat()
-            text = self._file.read_text(encoding="utf-8")
+            text = self._file.read()
         except (OSError, UnicodeDecodeError) as error:
-            raise KeyFileError(f"cannot read the API key file {self._file}: {error}") from None
-        self._stamp = (stat.st_mtime_ns, stat.st_size)
-        return parse_key_file(text, str(self._file))
+            raise KeyFileError(f"cannot read the API key file {self._file.path}: {error}") from None
+        return parse_key_file(text, str(self._file.path))
 
     def _refresh(self) -> None:
-        now = time.monotonic()
-        if now < self._next_check:
+        if not self._file.changed():
             return
-        with self._lock:
-            if now < self._next_check:
-                return
-            self._next_check = now + RELOAD_CHECK_SECONDS
-            try:
-                stat = self._file.stat()
-                if (stat.st_mtime_ns, stat.st_size) == self._stamp:
-                    return
-                self._hashes = self._read()
-                log.info("API keys reloaded from %s: %d key(s)", self._file, len(self._hashes))
-            except (OSError, KeyFileError) as error:
-                log.error("API keys not reloaded, the previous ones stay: %s", error)
+        try:
+            self._hashes = self._read()
+        except KeyFileError as error:
+            log.error("API keys not reloaded, the previous ones stay: %s", error)
+            return
+        log.info("API keys reloaded from %s: %d key(s)", self._file.path, len(self._hashes))
 
     def identify(self, key: str | None) -> str | None:
         """The id of ``key`` when it is valid, else None."""

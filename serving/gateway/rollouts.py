@@ -39,11 +39,11 @@ from pathlib import Path
 import yaml
 
 from serving.gateway import metrics
+from serving.gateway.watched_file import CHECK_SECONDS, WatchedFile
 
 log = logging.getLogger(__name__)
 
 STABLE, CANARY, PINNED = "stable", "canary", "pinned"
-RELOAD_CHECK_SECONDS = 1.0  # how often the rollout file's modification is looked for
 
 VersionRef = int | str  # a version number or a version label
 
@@ -227,48 +227,42 @@ class _ModelState:
 class Router:
     """Routes requests by the current rollouts and rolls a failing candidate back."""
 
-    def __init__(self, models: Mapping[str, str], file: Path | None = None, inline: str | None = None) -> None:
+    def __init__(
+        self, models: Mapping[str, str], file: Path | None = None, inline: str | None = None,
+        check_seconds: float = CHECK_SECONDS, clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``file`` is looked at for changes every ``check_seconds`` of ``clock``."""
         if file is not None and inline is not None:
             raise RolloutError("set GATEWAY_ROLLOUTS_FILE or GATEWAY_ROLLOUTS, not both")
         self._models = models
-        self._file = file
+        self._file = WatchedFile(file, check_seconds, clock) if file is not None else None
         self._lock = threading.Lock()
         self._states: dict[str, _ModelState] = {}
-        self._file_stamp: tuple[int, int] | None = None
-        self._next_check = 0.0
         if inline is not None:
             self._apply(parse_rollouts(load_document(inline, "GATEWAY_ROLLOUTS"), models, "GATEWAY_ROLLOUTS"))
-        elif file is not None:
+        elif self._file is not None:
             self._reload(strict=True)
 
     # -- the rollout document --
 
-    def _stamp(self) -> tuple[int, int] | None:
-        try:
-            stat = self._file.stat()
-        except FileNotFoundError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
-
     def _reload(self, strict: bool) -> None:
-        stamp = self._stamp()
-        if stamp == self._file_stamp and not strict:
-            return
+        source = str(self._file.path)
         try:
-            text = self._file.read_text(encoding="utf-8") if stamp is not None else ""
-            rollouts = parse_rollouts(load_document(text, str(self._file)), self._models, str(self._file))
+            try:
+                text = self._file.read()
+            except FileNotFoundError:
+                text = ""  # no file: no rollout
+            rollouts = parse_rollouts(load_document(text, source), self._models, source)
         except (OSError, UnicodeDecodeError, RolloutError) as error:
             if strict:
                 raise RolloutError(str(error)) from None
-            # Keep serving by the last good document; retry when the file changes again.
+            # Keep serving by the last good document; a bad one is read again once the file changes.
             log.error("rollouts not reloaded, the previous ones stay: %s", error)
             metrics.ROLLOUT_RELOADS.labels("error").inc()
-            self._file_stamp = stamp
             return
-        self._file_stamp = stamp
         self._apply(rollouts)
         if not strict:
-            log.info("rollouts reloaded from %s: %s", self._file, rollouts or "none")
+            log.info("rollouts reloaded from %s: %s", source, rollouts or "none")
             metrics.ROLLOUT_RELOADS.labels("ok").inc()
 
     def _apply(self, rollouts: dict[str, Rollout]) -> None:
@@ -284,13 +278,8 @@ class Router:
             self._states = states
 
     def _refresh(self) -> None:
-        if self._file is None:
-            return
-        now = time.monotonic()
-        if now < self._next_check:
-            return
-        self._next_check = now + RELOAD_CHECK_SECONDS
-        self._reload(strict=False)
+        if self._file is not None and self._file.changed():
+            self._reload(strict=False)
 
     # -- per request --
 

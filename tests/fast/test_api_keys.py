@@ -18,6 +18,7 @@ from serving.gateway.api_keys import KeyFileError, KeyStore, hash_line, new_key,
 from serving.gateway.core import SentimentService
 from serving.gateway.grpc_server import build_server
 from serving.gateway.http_app import create_app
+from serving.gateway.watched_file import CHECK_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY = {"text": "a good film"}
@@ -40,6 +41,14 @@ def test_the_presented_key_comes_from_bearer_or_x_api_key():
     assert presented_key("Bearer abc") == "abc" and presented_key("bearer  abc ") == "abc"
     assert presented_key("Basic abc", "xyz") == "xyz" and presented_key(None, None) is None
     assert presented_key("Bearer ", None) is None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -90,15 +99,26 @@ def test_grpc_answers_unauthenticated_without_a_valid_key(guarded, settings, key
 
 def test_an_edited_key_file_takes_effect_without_a_restart(keys, caplog):
     file, first, second = keys
-    store = KeyStore(file)
+    clock = Clock()
+    store = KeyStore(file, clock=clock)
     assert (store.identify(first), store.identify(second)) == ("old", "new")
     file.write_text(hash_line("new", second) + "\n")  # the old key revoked
     os.utime(file, ns=(time.time_ns(), time.time_ns() + 10**9))
-    time.sleep(1.05)
+    clock.now = 0.9 * CHECK_SECONDS
+    assert store.identify(first) == "old"  # the file is looked at once a second
+    clock.now = CHECK_SECONDS
     assert (store.identify(first), store.identify(second)) == (None, "new")
     file.write_text("not a key line\n")  # a broken edit keeps the keys that were valid
-    time.sleep(1.05)
-    assert store.identify(second) == "new" and "not reloaded" in caplog.text
+    clock.now = 2 * CHECK_SECONDS
+    assert store.identify(second) == "new" and "API keys not reloaded, the previous ones stay" in caplog.text
+    assert "line 1: expected" in caplog.text
+    file.unlink()  # so does a missing file
+    clock.now = 3 * CHECK_SECONDS
+    assert store.identify(second) == "new" and "cannot read the API key file" in caplog.text
+    file.write_text(hash_line("old", first) + "\n")
+    clock.now = 4 * CHECK_SECONDS
+    assert (store.identify(first), store.identify(second)) == ("old", None)  # and it is read again once back
+    file.write_text("not a key line\n")
     with pytest.raises(KeyFileError, match="line 1"):
         KeyStore(file)  # at start-up a broken file is an error
 

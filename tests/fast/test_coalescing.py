@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -19,10 +20,12 @@ class RecordingCall:
         self.request_ids: list[list[str]] = []
         self.seconds = seconds
         self.error = error
+        self.entered = threading.Event()  # set once a call has started
         self.release = threading.Event()
         self.release.set()
 
     def __call__(self, model_name, version, ids, timeout, request_ids):
+        self.entered.set()
         self.release.wait(timeout)
         self.rows.append(ids.shape[0])
         self.request_ids.append(list(request_ids))
@@ -30,6 +33,19 @@ class RecordingCall:
         if self.error:
             raise self.error
         return ids[:, 0].astype(np.float32) / 100, version
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout} s")
+        time.sleep(0.001)
+
+
+def queued(coalescer: Coalescer, model_name: str, version: int) -> int:
+    """Requests waiting for a free call."""
+    return len(coalescer._queued.get((model_name, version), ()))
 
 
 def ids(value: int, rows: int = 1) -> np.ndarray:
@@ -65,10 +81,9 @@ def test_a_lone_request_is_sent_at_once_and_rows_per_call_are_bounded():
     assert time.monotonic() - started < 0.05 and call.rows == [1]
 
     call.release.clear()
-    call.seconds = 0.02
     with ThreadPoolExecutor(10) as pool:
         futures = [pool.submit(coalescer.predict, "m", 1, ids(i, 3), 5) for i in range(10)]
-        time.sleep(0.1)
+        wait_for(lambda: queued(coalescer, "m", 1) == 9, "nine requests queued behind the call in flight")
         call.release.set()
         assert all(f.result(5)[0].shape == (3,) for f in futures)
     assert call.rows[1:] == [3] * 10  # two 3-row requests never share a call of at most 4 rows
@@ -92,9 +107,9 @@ def test_a_queued_request_times_out_when_no_call_frees_up():
     call.release.clear()  # the call in flight hangs
     coalescer = Coalescer(call, max_calls=1, max_rows=128)
     threading.Thread(target=lambda: coalescer.predict("m", 1, ids(0), 3), daemon=True).start()
-    time.sleep(0.1)
+    assert call.entered.wait(5)
     started = time.monotonic()
     with pytest.raises(ModelServerTimeout):
-        coalescer.predict("m", 1, ids(1), 0.3)
-    assert 0.3 <= time.monotonic() - started < 0.6
+        coalescer.predict("m", 1, ids(1), 0.1)
+    assert 0.1 <= time.monotonic() - started < 0.4
     call.release.set()

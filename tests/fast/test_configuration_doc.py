@@ -3,7 +3,10 @@ the code reads, and no other."""
 
 from __future__ import annotations
 
+import functools
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 
@@ -20,11 +23,17 @@ COMPOSE_READ = re.compile(r"\$\{(" + NAME + r")\b")
 SKIPPED_FOLDERS = {".venv", ".git", ".tools", "node_modules", "__pycache__", "docs", ".ablation", ".run", "models"}
 
 
-def read_by_the_code() -> dict[str, set[str]]:
+def source_files() -> Iterator[Path]:
+    for folder, subfolders, files in os.walk(ROOT):
+        # Pruned, not walked and then filtered: .venv alone holds tens of thousands of files.
+        subfolders[:] = [name for name in subfolders if name not in SKIPPED_FOLDERS]
+        yield from (Path(folder) / name for name in files)
+
+
+@functools.cache
+def read_by_the_code() -> dict[str, frozenset[str]]:
     found: dict[str, set[str]] = {Settings.variable(f.name): {"serving/gateway/settings.py"} for f in fields(Settings)}
-    for path in ROOT.rglob("*"):
-        if SKIPPED_FOLDERS & set(path.relative_to(ROOT).parts) or not path.is_file():
-            continue
+    for path in source_files():
         if path.suffix == ".py":
             pattern = PYTHON_READ
         elif path.suffix == ".sh":
@@ -35,7 +44,7 @@ def read_by_the_code() -> dict[str, set[str]]:
             continue
         for name in pattern.findall(path.read_text(encoding="utf-8", errors="replace")):
             found.setdefault(name, set()).add(str(path.relative_to(ROOT)))
-    return found
+    return {name: frozenset(paths) for name, paths in found.items()}
 
 
 def test_the_scan_finds_reads_in_each_kind_of_file():

@@ -4,6 +4,7 @@ The model server here is a real gRPC server implementing TF Serving's Prediction
 that answers every call with one chosen status, so each mapping is exercised over the wire.
 """
 
+import threading
 from collections.abc import Iterator
 from concurrent import futures
 
@@ -131,3 +132,74 @@ def test_unavailable_calls_are_retried_up_to_max_attempts(max_attempts, failures
     finally:
         client.close()
         server.stop(0)
+
+
+class CountingPredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Answers every attempt with ``code`` (OK: a prediction of 0.25 per row) and counts them."""
+
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self.code = code
+        self.attempts = 0
+        self._lock = threading.Lock()
+
+    def Predict(self, request, context):
+        with self._lock:
+            self.attempts += 1
+        if self.code != grpc.StatusCode.OK:
+            context.abort(self.code, f"refused with {self.code.name}")
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = request.model_spec.version.value
+        rows = request.inputs[INPUT_NAME].tensor_shape.dim[0].size
+        response.outputs[OUTPUT_NAME].float_val.extend([0.25] * rows)
+        return response
+
+
+@pytest.fixture
+def counting(tmp_path) -> Iterator[tuple[CountingPredictionService, ModelServerClient]]:
+    """A model server on a socket of this test's own: gRPC keeps retry throttling per server name
+    for the whole process, so a reused loopback port could inherit another test's tokens."""
+    service = CountingPredictionService(grpc.StatusCode.OK)
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(service, server)
+    target = f"unix:{tmp_path / 'model-server.sock'}"
+    server.add_insecure_port(target)
+    server.start()
+    client = ModelServerClient(target, timeout_seconds=5, max_attempts=3)
+    yield service, client
+    client.close()
+    server.stop(0)
+
+
+def attempts_of_one_call(service: CountingPredictionService, client: ModelServerClient) -> int:
+    before = service.attempts
+    try:
+        client.predict("lstm", 3, np.zeros((1, 500), dtype=np.int32))
+    except (ModelServerUnavailable, ModelServerFailure, ModelServerTimeout):
+        pass
+    return service.attempts - before
+
+
+@pytest.mark.parametrize("code, error, attempts", [
+    (grpc.StatusCode.UNAVAILABLE, ModelServerUnavailable, 3),  # refused before any work: safe to send again
+    (grpc.StatusCode.INTERNAL, ModelServerFailure, 1),  # the model failed: again would fail again
+    (grpc.StatusCode.DEADLINE_EXCEEDED, ModelServerTimeout, 1),  # the server gave up: the time is spent
+])
+def test_only_unavailable_is_retried(counting, code, error, attempts):
+    service, client = counting
+    service.code = code
+    with pytest.raises(error) as raised:
+        client.predict("lstm", 3, np.zeros((1, 500), dtype=np.int32))
+    assert raised.value.upstream_code == code.name
+    assert service.attempts == attempts
+
+
+def test_retries_stop_while_most_calls_fail_and_resume_after_successes(counting):
+    service, client = counting
+    service.code = grpc.StatusCode.UNAVAILABLE
+    # 10 tokens, one per failed attempt; at half of them left, retrying stops.
+    assert [attempts_of_one_call(service, client) for _ in range(4)] == [3, 2, 1, 1]  # 3 tokens left
+    service.code = grpc.StatusCode.OK
+    assert [attempts_of_one_call(service, client) for _ in range(40)] == [1] * 40  # 0.1 token back each: 7
+    service.code = grpc.StatusCode.UNAVAILABLE
+    assert attempts_of_one_call(service, client) == 2  # 7 -> 6: retried; 6 -> 5: half left, not retried

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from serving.gateway.core import PredictRequest
 from serving.gateway.rollouts import (
     CANARY,
     PINNED,
@@ -22,6 +23,7 @@ from serving.gateway.rollouts import (
     load_document,
     parse_rollouts,
 )
+from serving.gateway.watched_file import CHECK_SECONDS
 
 MODELS = {"lstm": "imdb_lstm", "simple_rnn": "imdb_simple_rnn"}
 
@@ -127,7 +129,8 @@ def test_health_judges_p99_latency_and_disagreement():
 def test_a_rollback_stops_the_candidate_until_the_rollout_changes(tmp_path: Path):
     file = tmp_path / "rollouts.yaml"
     file.write_text("lstm: {stable: 1, candidate: 2, canary_percent: 100, rollback: {min_requests: 3}}")
-    router = Router(MODELS, file=file)
+    clock = Clock()
+    router = Router(MODELS, file=file, clock=clock)
     assert router.route("lstm", None, None).arm == CANARY
     for _ in range(3):
         router.record_call("lstm", 2, False, 0.01)
@@ -136,31 +139,49 @@ def test_a_rollback_stops_the_candidate_until_the_rollout_changes(tmp_path: Path
     router.record_call("lstm", 3, False, 0.01)  # a report for another candidate changes nothing
     file.write_text("lstm: {stable: 1, candidate: 2, canary_percent: 50, rollback: {min_requests: 3}}")
     os.utime(file, ns=(time.time_ns(), time.time_ns() + 10**9))
-    time.sleep(1.05)  # the file is looked at once a second
+    clock.now += CHECK_SECONDS  # the file is looked at once a second
     assert router.rolled_back("lstm") is None
     assert {router.route("lstm", None, f"id-{n}").arm for n in range(50)} == {STABLE, CANARY}
 
 
-def test_a_bad_edit_keeps_the_previous_rollout(tmp_path: Path):
+def test_a_bad_edit_keeps_the_previous_rollout(tmp_path: Path, caplog):
+    from prometheus_client import REGISTRY
+
+    def reloads(outcome: str) -> float:
+        return REGISTRY.get_sample_value("sentiment_rollout_reloads_total", {"outcome": outcome}) or 0
+
     file = tmp_path / "rollouts.yaml"
     file.write_text("lstm: {stable: 1, candidate: 2, canary_percent: 100}")
-    router = Router(MODELS, file=file)
-    file.write_text("lstm: {stable: 1, candidate: 2, canary_percent: 300}")
-    time.sleep(1.05)
+    clock = Clock()
+    router = Router(MODELS, file=file, clock=clock)
+    errors = reloads("error")
+    file.write_text("lstm: {stable: 1, candidate: 2, canary_percent: 300}")  # the same size
+    os.utime(file, ns=(time.time_ns(), time.time_ns() + 10**9))  # and maybe the same mtime: set one
+    clock.now += CHECK_SECONDS
     assert router.route("lstm", None, None).arm == CANARY
+    assert "rollouts not reloaded, the previous ones stay" in caplog.text and "canary_percent" in caplog.text
+    clock.now += CHECK_SECONDS
+    assert router.route("lstm", None, None).arm == CANARY
+    assert reloads("error") == errors + 1  # the bad document is not read again until the file changes
     with pytest.raises(RolloutError, match="canary_percent"):
         Router(MODELS, file=file)  # at start-up a bad document is an error
     with pytest.raises(RolloutError, match="not both"):
         Router(MODELS, file=file, inline="{}")
 
 
-def test_a_missing_file_means_no_rollout_until_it_appears(tmp_path: Path):
+def test_a_missing_file_means_no_rollout_until_it_appears_and_is_looked_at_once_a_second(tmp_path: Path):
     file = tmp_path / "rollouts.yaml"
-    router = Router(MODELS, file=file)
+    clock = Clock()
+    router = Router(MODELS, file=file, clock=clock)
     assert router.route("lstm", None, None).version is None
     file.write_text("lstm: {stable: 3}")
-    time.sleep(1.05)
+    clock.now = 0.9 * CHECK_SECONDS
+    assert router.route("lstm", None, None).version is None  # not looked at again yet
+    clock.now = CHECK_SECONDS
     assert router.route("lstm", None, None).version == 3
+    file.unlink()
+    clock.now = 2 * CHECK_SECONDS
+    assert router.route("lstm", None, None).version is None
 
 
 # -- the service with a rollout, in front of the in-memory model client ---------------------
@@ -187,27 +208,27 @@ def wait_for(check, timeout: float = 5.0) -> None:
 
 def test_the_canary_answers_its_share_and_says_so(rolled_out):
     service = rolled_out("lstm: {stable: 1, candidate: 2, canary_percent: 100}")
-    (canary,) = service.predict(["good film"], request_id="a")
+    (canary,) = service.predict(PredictRequest(["good film"], request_id="a"))
     assert (canary.arm, canary.model_version) == (CANARY, 2)
-    (pinned,) = service.predict(["good film"], version=1, request_id="a")
+    (pinned,) = service.predict(PredictRequest(["good film"], version=1, request_id="a"))
     assert (pinned.arm, pinned.model_version) == (PINNED, 1)
-    (other,) = service.predict(["good film"], model="simple_rnn")
+    (other,) = service.predict(PredictRequest(["good film"], model="simple_rnn"))
     assert (other.arm, other.model_version) == (STABLE, 2)  # no rollout: the newest version
 
 
 def test_labels_are_resolved_by_the_model_server(rolled_out, model_client):
     model_client.labels = {"stable": 1, "canary": 2}
     service = rolled_out("lstm: {stable: stable, candidate: canary, canary_percent: 0}")
-    assert service.predict(["good film"])[0].model_version == 1
+    assert service.predict(PredictRequest(["good film"]))[0].model_version == 1
     model_client.labels = {"stable": 2, "canary": 1}
     service.versions.forget("imdb_lstm")
-    assert service.predict(["good film"])[0].model_version == 2
+    assert service.predict(PredictRequest(["good film"]))[0].model_version == 2
 
 
 def test_a_failing_candidate_is_answered_by_stable_and_rolled_back(rolled_out, model_client):
     model_client.versions["imdb_lstm"][2] = "UNLOADING"
     service = rolled_out("lstm: {stable: 1, candidate: 2, canary_percent: 100, rollback: {min_requests: 5}}")
-    answers = [service.predict(["good film"]) for _ in range(8)]
+    answers = [service.predict(PredictRequest(["good film"])) for _ in range(8)]
     assert {(p.arm, p.model_version) for (p,) in answers} == {(STABLE, 1)}
     assert service.rollouts.rolled_back("lstm") == "error_rate"
     tried = [version for _, version, _ in model_client.calls]
@@ -216,7 +237,7 @@ def test_a_failing_candidate_is_answered_by_stable_and_rolled_back(rolled_out, m
 
 def test_shadow_copies_reach_the_candidate_without_changing_answers(rolled_out, model_client):
     service = rolled_out("lstm: {stable: 1, candidate: 2, shadow_percent: 100}")
-    answers = [service.predict(["good film", "awful plot"]) for _ in range(5)]
+    answers = [service.predict(PredictRequest(["good film", "awful plot"])) for _ in range(5)]
     assert all([(p.arm, p.model_version) for p in answer] == [(STABLE, 1)] * 2 for answer in answers)
     wait_for(lambda: sum(version == 2 for _, version, _ in model_client.calls) == 5)
     assert service.rollouts.rolled_back("lstm") is None
@@ -243,7 +264,7 @@ def test_shadow_copies_are_dropped_when_every_slot_is_busy(rolled_out, model_cli
     before = dropped()
     started = time.perf_counter()
     for _ in range(settings.shadow_max_in_flight + 3):
-        service.predict(["good film"])
+        service.predict(PredictRequest(["good film"]))
     assert time.perf_counter() - started < 2  # the user's answers never wait for the copies
     assert dropped() - before == 3
     release.set()
