@@ -31,6 +31,23 @@ class LocalStack:
     def gateway(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
 
+    def pids_of(self, module: str) -> list[int]:
+        """The stack's processes started as ``python -m <module>``."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if (os.getpgid(int(entry.name)) == self.process.pid
+                            and f"-m\0{module}\0".encode() in (entry / "cmdline").read_bytes()):
+                        found.append(int(entry.name))
+                except (OSError, ProcessLookupError):
+                    continue
+        return found
+
+    @property
+    def model_server_log(self) -> Path:
+        return self.run_dir / "model_server.log"
+
     def http_server_pids(self) -> list[int]:
         """The gateway's HTTP server (serving.gateway.http_server) and its worker processes."""
         for entry in Path("/proc").iterdir():

@@ -29,6 +29,14 @@ class Unauthenticated(GatewayError):
     code = "unauthenticated"
 
 
+class RequestTimeout(GatewayError):
+    """A gRPC call's request message did not arrive in time (HTTP's edge answers 408 itself)."""
+
+    http_status = 408
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    code = "request_timeout"
+
+
 class PayloadTooLarge(GatewayError):
     http_status = 413
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -107,6 +115,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "incomplete_body": (400, "the connection closed before the whole body arrived"),
     "bad_request": (400, "the HTTP request itself is malformed"),
     "unauthenticated": (401, "the gateway requires an API key (Authorization: Bearer <key>, or X-API-Key) and got none or an unknown one"),
+    "https_required": (403, "the edge serves the API over HTTPS only and refused a request sent in clear (a key it carried should be rotated)"),
     "not_found": (404, "no such route"),
     "model_not_found": (404, "unknown model, or a version the model server does not have"),
     "method_not_allowed": (405, "the route does not take this method"),
@@ -116,6 +125,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "no_known_words": (422, "a text has no word in the model's vocabulary (only when the gateway refuses them)"),
     "too_many_requests": (429, "too many predictions in progress in this gateway process; retry after Retry-After"),
     "rate_limited": (429, "this API key sent more requests than its rate allows (GATEWAY_RATE_LIMIT_PER_KEY); retry after Retry-After"),
+    "too_many_connections": (429, "the edge holds as many requests in progress from this address as it allows (EDGE_MAX_CONNECTIONS_PER_ADDRESS); retry after Retry-After"),
     "internal_error": (500, "a failure of the gateway itself; it was logged"),
     "model_server_error": (502, "the model server answered with an unexpected error"),
     "model_loading": (503, "the version asked for, or the rollout's stable version, is still loading; retry after Retry-After"),

@@ -5,13 +5,19 @@ It runs on the server's event loop once a call's metadata has arrived and before
 the request message. A call without a valid key (or over its key's rate) is answered there:
 its message is never read, and it takes no worker thread, so clients without a key can
 neither hold the gateway's threads by never sending a message nor make it read large ones.
+A key holder's call then waits for its message on the event loop, not on a thread, for at
+most ``GATEWAY_GRPC_MESSAGE_TIMEOUT_SECONDS``, and a key has at most
+``GATEWAY_GRPC_MAX_CALLS_PER_KEY`` calls open at once in the process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -19,7 +25,7 @@ import grpc
 
 from serving.gateway import metrics
 from serving.gateway.api_keys import presented_key
-from serving.gateway.errors import GatewayError
+from serving.gateway.errors import GatewayError, InvalidInput, RateLimited, RequestTimeout
 from serving.gateway.logs import log_access
 from serving.gateway.request_ids import METADATA_KEY, request_id
 
@@ -50,10 +56,14 @@ def current_call() -> Call:
 
 
 class GatewayInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticate: Authenticate, open_routes: frozenset[str], access_log: bool) -> None:
+    def __init__(self, authenticate: Authenticate, open_routes: frozenset[str], access_log: bool,
+                 max_calls_per_key: int, message_timeout: float) -> None:
         self._authenticate = authenticate
         self._open_routes = open_routes  # routes that take no key (probes)
         self._access_log = access_log
+        self._max_calls_per_key = max_calls_per_key
+        self._message_timeout = message_timeout
+        self._open_calls: Counter[str] = Counter()  # per key id; only the event loop's thread counts
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -64,33 +74,56 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
             return handler
         metadata = {key: value for key, value in details.invocation_metadata or () if isinstance(value, str)}
         call = Call(details.method, request_id(metadata.get(METADATA_KEY)))
+        refusal: GatewayError | None = None
         if details.method not in self._open_routes:
             try:
                 call.key_id = self._authenticate(
                     presented_key(metadata.get("authorization"), metadata.get("x-api-key")), "grpc")
             except GatewayError as error:
-                return self._refusal(call, error, handler)
+                refusal = error
         behavior = handler.unary_unary
 
-        async def observed(request: bytes, context: grpc.aio.ServicerContext):
-            return await self._measured(call, context, lambda: behavior(request, context))
+        async def answer(context: grpc.aio.ServicerContext):
+            if refusal is not None:
+                raise refusal
+            with self._held_by(call.key_id):
+                request = await self._request_message(context)
+                return await behavior(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            observed, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        # Served as client streaming, whatever the client called: gRPC then reads the request
+        # only when asked, so a refused call is answered without reading it, and the wait for it
+        # is bounded and counted against the caller's key.
+        async def observed(requests, context: grpc.aio.ServicerContext):
+            return await self._measured(call, context, lambda: answer(context))
 
-    def _refusal(self, call: Call, error: GatewayError, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        """A handler that answers ``error`` without reading the request: gRPC reads a
-        client-streaming call's messages only when the handler asks for them."""
+        return grpc.stream_unary_rpc_method_handler(observed, response_serializer=handler.response_serializer)
 
-        async def refuse(requests, context: grpc.aio.ServicerContext):
-            async def fail():
-                raise error
+    @contextmanager
+    def _held_by(self, key_id: str | None) -> Iterator[None]:
+        """Count a call against its key's open calls, refusing the key's call over the bound."""
+        if key_id is None:
+            yield
+            return
+        if self._open_calls[key_id] >= self._max_calls_per_key:
+            raise RateLimited(f"API key {key_id!r} has {self._max_calls_per_key} calls open already "
+                              f"(at most {self._max_calls_per_key} at once); retry shortly", retry_after=1)
+        self._open_calls[key_id] += 1
+        try:
+            yield
+        finally:
+            self._open_calls[key_id] -= 1
+            if not self._open_calls[key_id]:
+                del self._open_calls[key_id]
 
-            return await self._measured(call, context, fail)
-
-        return grpc.stream_unary_rpc_method_handler(refuse, response_serializer=handler.response_serializer)
+    async def _request_message(self, context: grpc.aio.ServicerContext) -> bytes:
+        """The call's one request message, within the message timeout."""
+        try:
+            message = await asyncio.wait_for(context.read(), self._message_timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(f"the request message did not arrive within {self._message_timeout:g} s") from None
+        if message is grpc.aio.EOF:
+            raise InvalidInput("the call ended without its request message")
+        return message
 
     async def _measured(self, call: Call, context: grpc.aio.ServicerContext, run: Callable[[], Awaitable]):
         token = _CURRENT.set(call)

@@ -118,7 +118,10 @@ class GrpcServer:
         settings, service = self._settings, self._service
         size = settings.grpc_max_message_bytes
         server = grpc.aio.server(
-            interceptors=[GatewayInterceptor(service.authenticate, OPEN_INFERENCE_OPEN_ROUTES, settings.access_log)],
+            interceptors=[GatewayInterceptor(
+                service.authenticate, OPEN_INFERENCE_OPEN_ROUTES, settings.access_log,
+                settings.grpc_max_calls_per_key, settings.grpc_message_timeout_seconds,
+            )],
             maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size),

@@ -178,6 +178,10 @@ class Settings:
     # connection (HTTP/2 streams; more wait for one to end).
     grpc_max_concurrent_rpcs: int = _setting(512, POSITIVE)
     grpc_max_concurrent_streams: int = _setting(100, POSITIVE)
+    # Calls one API key may have open at once in the process (more get RESOURCE_EXHAUSTED),
+    # and how long a call may take to send its request message (then DEADLINE_EXCEEDED).
+    grpc_max_calls_per_key: int = _setting(128, POSITIVE)
+    grpc_message_timeout_seconds: float = _setting(10.0, seconds)
     # A connection is closed after this long (its calls in progress get a minute to end), so
     # that clients re-resolve and spread over new replicas, and no connection lives forever.
     grpc_max_connection_age_seconds: float = _setting(300.0, seconds)
