@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.gateway import metrics
 from serving.gateway.watched_file import CHECK_SECONDS, WatchedFile
 
 log = logging.getLogger(__name__)
@@ -96,9 +97,13 @@ class KeyStore:
         try:
             self._hashes = self._read()
         except KeyFileError as error:
+            # The previous keys stay: a revoked key among them stays valid until the file is fixed,
+            # hence the metric (ApiKeyFileRejected) beside the log line.
             log.error("API keys not reloaded, the previous ones stay: %s", error)
+            metrics.API_KEY_RELOADS.labels("error").inc()
             return
         log.info("API keys reloaded from %s: %d key(s)", self._file.path, len(self._hashes))
+        metrics.API_KEY_RELOADS.labels("ok").inc()
 
     def identify(self, key: str | None) -> str | None:
         """The id of ``key`` when it is valid, else None."""

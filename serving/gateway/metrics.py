@@ -78,6 +78,8 @@ ROLLED_BACK = Gauge(
     ["model", "version"], multiprocess_mode="livemax",
 )
 ROLLOUT_RELOADS = Counter("sentiment_rollout_reloads", "Re-reads of the rollout file by outcome", ["outcome"])
+API_KEY_RELOADS = Counter("sentiment_api_key_reloads", "Re-reads of the API key file by outcome (error: the previous keys stay)",
+                          ["outcome"])
 SHADOW_REQUESTS = Counter(
     "sentiment_shadow_requests", "Requests copied to a candidate: compared, failed, pending (the candidate still loads) or dropped (all slots busy)",
     ["model", "outcome"],

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from serving.client import SentimentClient
 from serving.gateway.api_keys import KeyFileError, KeyStore, hash_line, new_key, parse_key_file, presented_key
@@ -101,6 +102,8 @@ def test_an_edited_key_file_takes_effect_without_a_restart(keys, caplog):
     file, first, second = keys
     clock = Clock()
     store = KeyStore(file, clock=clock)
+    reloads = {outcome: REGISTRY.get_sample_value("sentiment_api_key_reloads_total", {"outcome": outcome}) or 0
+               for outcome in ("ok", "error")}
     assert (store.identify(first), store.identify(second)) == ("old", "new")
     file.write_text(hash_line("new", second) + "\n")  # the old key revoked
     os.utime(file, ns=(time.time_ns(), time.time_ns() + 10**9))
@@ -118,6 +121,9 @@ def test_an_edited_key_file_takes_effect_without_a_restart(keys, caplog):
     file.write_text(hash_line("old", first) + "\n")
     clock.now = 4 * CHECK_SECONDS
     assert (store.identify(first), store.identify(second)) == ("old", None)  # and it is read again once back
+    # Each reload counted by outcome: an operator is told (ApiKeyFileRejected) that a revocation did not take.
+    assert {outcome: REGISTRY.get_sample_value("sentiment_api_key_reloads_total", {"outcome": outcome}) - before
+            for outcome, before in reloads.items()} == {"ok": 2, "error": 2}
     file.write_text("not a key line\n")
     with pytest.raises(KeyFileError, match="line 1"):
         KeyStore(file)  # at start-up a broken file is an error
