@@ -14,7 +14,7 @@ HTTP_PORT   ?= 8000
 # Small-but-real models for `make run` when none are exported (~2 minutes on 2 cores).
 RUN_TRAIN_ARGS ?= --train-limit 8000 --test-limit 2000 --epochs 4 --batch-size 64
 
-.PHONY: install system-deps compose-deps tools models run test test-fast test-compose clean-compose bench accuracy soak audit protos clean
+.PHONY: install system-deps compose-deps tools models run test test-fast test-compose clean-compose bench attack accuracy soak audit protos clean
 
 install: $(VENV)/.installed
 
@@ -83,6 +83,12 @@ clean-compose:
 	    podman system reset --force; fi
 	rm -rf $(COMPOSE_STATE)
 
+# The attack tier on its own (tests/attacks, docs/operations.md#threat-model-and-the-attack-tier), its
+# measurements in $(BENCH_OUT)/attacks.json; `python -m harness.attack_report FILE` prints their table.
+attack: install system-deps
+	SENTIMENT_ATTACK_RESULTS=$(abspath $(BENCH_OUT))/attacks.json $(PY) -m pytest tests/attacks -p no:randomly
+	$(PY) -m harness.attack_report $(BENCH_OUT)/attacks.json > $(BENCH_OUT)/attacks.md
+
 # Every benchmark (docs/benchmarks.md); needs hey from Debian. Results go to BENCH_OUT,
 # ignored by git; `make bench BENCH_OUT=docs/results` publishes them.
 BENCH_OUT ?= .bench
@@ -100,6 +106,7 @@ bench: models
 	$(PY) -m benchmarks.edge --models-dir $(MODELS_DIR)
 	@bash deploy/local/install-tools.sh openssl=openssl
 	$(PY) -m benchmarks.front_door --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/front-door.json
+	$(MAKE) attack BENCH_OUT=$(BENCH_OUT)
 
 # The accuracy ablation (docs/accuracy.md): one full training run per variant, ~1 hour.
 ACCURACY_WORK ?= .ablation

@@ -28,6 +28,9 @@ from harness.slow_clients import NormalClient, SlowClients
 
 SLOW_CONNECTIONS = 300
 TRICKLE_SECONDS = 3  # one body byte per interval: longer than the edge's body timeout
+# From 10 loopback addresses (30 each): from one, the edge would refuse all but its
+# per-address share of requests in progress at once (EDGE_MAX_CONNECTIONS_PER_ADDRESS).
+SLOW_SOURCES = tuple(f"127.0.0.{10 + index}" for index in range(10))
 
 BODY = {"text": "A wonderful, moving film with a clever script and fine acting."}
 
@@ -102,7 +105,7 @@ def main() -> None:
 
 def beside_slow_clients(port: int, duration: float) -> tuple[NormalClient, SlowClients]:
     """One normal client while slow connections trickle request bodies into ``port``."""
-    with SlowClients("127.0.0.1", port, SLOW_CONNECTIONS, TRICKLE_SECONDS) as slow:
+    with SlowClients("127.0.0.1", port, SLOW_CONNECTIONS, TRICKLE_SECONDS, sources=SLOW_SOURCES) as slow:
         wait_until(lambda: len(slow.sockets) == SLOW_CONNECTIONS, 10, "the slow connections")
         normal = NormalClient(predict_url(port), duration=duration).run()
         deadline = time.monotonic() + 30

@@ -41,7 +41,8 @@ from serving.client import SentimentClient
 from serving.gateway.api_keys import hash_line, new_key
 
 CLIENTS = 64
-UNLIMITED = {"rate_limit": "1000000", "rate_burst": "1000000"}  # one address sends everything
+UNLIMITED = {"rate_limit": "1000000", "rate_burst": "1000000",  # one address sends everything
+             "max_connections_per_address": "1000000"}
 
 
 @dataclass

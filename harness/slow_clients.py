@@ -28,7 +28,8 @@ HTTP2_HEAD = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + (600).to_bytes(3, "big") + b"
 class SlowClients:
     """``count`` connections that send ``head`` (an HTTP request's headers by default),
     then one byte every ``interval`` seconds; records how long after its connect the
-    server closed (or answered) each, to within ``POLL_SECONDS``."""
+    server closed (or answered) each, to within ``POLL_SECONDS``. The connections come
+    from ``sources`` (local addresses) by turns, when given."""
 
     host: str
     port: int
@@ -38,6 +39,7 @@ class SlowClients:
     # HTTP/1.1: any response ends the request (e.g. 408). HTTP/2: the server speaks
     # first (its SETTINGS), so only a closed connection counts.
     response_ends_it: bool = True
+    sources: tuple[str, ...] = ()
     sockets: list[socket.socket] = field(default_factory=list)
     closed_after: list[float] = field(default_factory=list)
 
@@ -55,8 +57,9 @@ class SlowClients:
 
     def _run(self) -> None:
         connected: dict[socket.socket, float] = {}
-        for _ in range(self.count):
-            sock = socket.create_connection((self.host, self.port), timeout=5)
+        for index in range(self.count):
+            source = (self.sources[index % len(self.sources)], 0) if self.sources else None
+            sock = socket.create_connection((self.host, self.port), timeout=5, source_address=source)
             sock.sendall(self.head)
             sock.setblocking(False)
             self.sockets.append(sock)

@@ -5,6 +5,7 @@ deploy/edge/start.sh in front of that stack's gateway serves HTTPS and limits ea
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import socket
@@ -18,14 +19,23 @@ import requests
 
 from harness.certificates import make_certificates
 from harness.edge import EdgeRefusedToStart, start_edge
-from harness.processes import ROOT, wait_until
+from harness.processes import ROOT, free_port, wait_until
 from harness.slow_clients import HTTP2_HEAD, NormalClient, SlowClients
 from serving.client import SentimentClient
+from serving.gateway.api_keys import new_key
 
 SLOW_CONNECTIONS = 300
 TRICKLE_SECONDS = 3  # one body byte per interval: longer than the edge's body timeout
-EDGE_BODY_TIMEOUT_SECONDS = int(re.search(r"client_body_timeout (\d+)s;",
-                                          (ROOT / "deploy" / "edge" / "nginx.conf").read_text())[1])
+EDGE_CONF = (ROOT / "deploy" / "edge" / "nginx.conf").read_text()
+EDGE_BODY_TIMEOUT_SECONDS = int(re.search(r"client_body_timeout (\d+)s;", EDGE_CONF)[1])
+# Slow clients on many addresses (a botnet): from one, all but the edge's per-address share
+# of requests in progress would be refused at once (tests/attacks/test_edge_attacks.py).
+SLOW_SOURCES = tuple(f"127.0.0.{10 + index}" for index in range(10))
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def test_metrics_stay_internal_and_request_ids_cross_the_edge(local_stack):
@@ -60,12 +70,42 @@ def test_the_edge_serves_the_api_and_answers_its_own_errors_in_the_gateway_shape
     assert too_large.json()["error"]["code"] == "payload_too_large"
 
 
+def assert_security_headers(answer: requests.Response, what: str) -> None:
+    for header, value in SECURITY_HEADERS.items():
+        assert answer.headers.get(header) == value, (what, header, answer.headers)
+    policy = dict(part.strip().split(" ", 1) for part in answer.headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'none'" and policy["script-src"] == "'self'", (what, policy)
+    assert policy["frame-ancestors"] == "'none'", (what, policy)
+
+
+def test_every_answer_of_the_edge_carries_the_security_headers(local_stack, tmp_path):
+    body = {"text": "A wonderful film."}
+    answers = {
+        "demo page": requests.get(f"{local_stack.edge}/", timeout=10),
+        "API docs": requests.get(f"{local_stack.edge}/docs", timeout=10),
+        "prediction": requests.post(f"{local_stack.edge}/v1/sentiment", json=body, timeout=10),
+        "the gateway's error": requests.post(f"{local_stack.edge}/v1/sentiment", json={}, timeout=10),
+        "the edge's error": requests.get(f"{local_stack.edge}/metrics", timeout=10),
+    }
+    edge = start_edge(f"127.0.0.1:{free_port()}", tmp_path / "edge")  # no gateway behind it
+    try:
+        answers["no gateway"] = requests.post(f"{edge.http}/v1/sentiment", json=body, timeout=10)
+    finally:
+        edge.process.stop()
+    assert [answer.status_code for answer in answers.values()] == [200, 200, 200, 400, 404, 503]
+    assert answers["no gateway"].headers["Retry-After"] == "1"
+    for what, answer in answers.items():
+        assert_security_headers(answer, what)
+        assert "Strict-Transport-Security" not in answer.headers, what  # plain HTTP
+
+
 def test_slow_bodies_leave_the_http_api_available_through_the_edge(local_stack):
     # The level to come back to is that of a service that has served: the workers'
     # first requests open connections and fill caches, which is not a leak.
     NormalClient(f"{local_stack.edge}/v1/sentiment", duration=3).run()
     fds_before, rss_before = local_stack.http_server_footprint()
-    with SlowClients("127.0.0.1", local_stack.edge_port, SLOW_CONNECTIONS, TRICKLE_SECONDS) as slow:
+    with SlowClients("127.0.0.1", local_stack.edge_port, SLOW_CONNECTIONS, TRICKLE_SECONDS,
+                     sources=SLOW_SOURCES) as slow:
         wait_until(lambda: len(slow.sockets) == SLOW_CONNECTIONS, 10, "the slow connections")
         normal = NormalClient(f"{local_stack.edge}/v1/sentiment", duration=8).run()
         wait_until(lambda: slow.still_open == 0, 15, "the edge closing every trickling connection")
@@ -135,11 +175,13 @@ def certificates(tmp_path_factory):
 
 def test_https_at_the_edge_is_verified_and_plain_http_redirects(local_stack, certificates, tmp_path):
     edge = start_edge(f"127.0.0.1:{local_stack.gateway_port}", tmp_path / "edge",
-                      tls_dir=str(certificates.server_dir), http="redirect")
+                      tls_dir=str(certificates.server_dir), http="redirect", public_host="sentiment.test")
     try:
         body = {"text": "A wonderful film."}
         secure = requests.post(f"{edge.https}/v1/sentiment", json=body, verify=certificates.ca, timeout=10)
         assert secure.status_code == 200 and secure.json()["predictions"][0]["label"] == "positive"
+        assert_security_headers(secure, "HTTPS")
+        assert secure.headers["Strict-Transport-Security"] == "max-age=63072000"
         with pytest.raises(requests.exceptions.SSLError):  # a CA the client was not given
             requests.post(f"{edge.https}/v1/sentiment", json=body, timeout=10)
         for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
@@ -150,9 +192,19 @@ def test_https_at_the_edge_is_verified_and_plain_http_redirects(local_stack, cer
                 assert tls.version() == version.name.replace("_", ".")
         plain_to_tls = requests.get(f"http://127.0.0.1:{edge.https_port}/readyz", timeout=10)
         assert plain_to_tls.status_code == 400 and plain_to_tls.json()["error"]["code"] == "bad_request"
-        redirected = requests.post(f"{edge.http}/v1/sentiment?x=1", json=body, allow_redirects=False, timeout=10)
-        assert redirected.status_code == 308
-        assert redirected.headers["Location"] == f"https://127.0.0.1:{edge.https_port}/v1/sentiment?x=1"
+        # GET and HEAD go to the configured host, whatever Host the request names.
+        for method in ("GET", "HEAD"):
+            redirected = requests.request(method, f"{edge.http}/docs?x=1", headers={"Host": "evil.example"},
+                                          allow_redirects=False, timeout=10)
+            assert redirected.status_code == 308
+            assert redirected.headers["Location"] == f"https://sentiment.test:{edge.https_port}/docs?x=1"
+            assert_security_headers(redirected, "redirect")
+            assert "Strict-Transport-Security" not in redirected.headers
+        # Anything else has already sent its body and key in clear: refused, not redirected.
+        refused = requests.post(f"{edge.http}/v1/sentiment", json=body, allow_redirects=False, timeout=10,
+                                headers={"Authorization": f"Bearer {new_key()}"})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "https_required"
+        assert "Location" not in refused.headers
         assert requests.get(f"{edge.http}/readyz", timeout=10).status_code == 200  # probes stay plain
     finally:
         edge.process.stop()
@@ -162,6 +214,11 @@ def test_https_at_the_edge_is_verified_and_plain_http_redirects(local_stack, cer
     ({"tls_dir": "/nonexistent"}, "no readable tls.crt"),
     ({"http": "redirect"}, "needs HTTPS"),
     ({"rate_limit": "fast"}, "EDGE_RATE_LIMIT=fast: must be a whole number"),
+    ({"rate_limit": "100", "address_rate_limit": "50"},
+     "EDGE_ADDRESS_RATE_LIMIT=50: must be at least EDGE_RATE_LIMIT"),
+    ({"max_connections_per_address": "0"}, "EDGE_MAX_CONNECTIONS_PER_ADDRESS=0: must be at least 1"),
+    ({"workers": "auto"}, "EDGE_WORKERS=auto: must be a whole number"),
+    ({"real_ip_from": "10.0.0.0/8 deny;"}, "EDGE_REAL_IP_FROM: deny; is not an address or a CIDR"),
 ])
 def test_the_edge_refuses_to_start_on_bad_settings(local_stack, tmp_path, settings, problem):
     with pytest.raises(EdgeRefusedToStart) as refused:
@@ -169,10 +226,24 @@ def test_the_edge_refuses_to_start_on_bad_settings(local_stack, tmp_path, settin
     assert refused.value.exit_code == 2 and problem in refused.value.output
 
 
+@pytest.mark.parametrize("host, problem", [
+    (None, "EDGE_HTTP=redirect needs EDGE_PUBLIC_HOST"),
+    ("evil.example/$host", "EDGE_PUBLIC_HOST=evil.example/$host: must be a host name"),
+])
+def test_redirects_need_a_configured_host_name(local_stack, certificates, tmp_path, host, problem):
+    settings = {"tls_dir": str(certificates.server_dir), "http": "redirect"}
+    if host:
+        settings["public_host"] = host
+    with pytest.raises(EdgeRefusedToStart) as refused:
+        start_edge(f"127.0.0.1:{local_stack.gateway_port}", tmp_path / "edge", **settings)
+    assert refused.value.exit_code == 2 and problem in refused.value.output
+
+
 def test_the_edge_limits_each_client_by_api_key_else_by_address(local_stack, tmp_path):
     rate = 20
-    edge = start_edge(f"127.0.0.1:{local_stack.gateway_port}", tmp_path / "edge",
-                      rate_limit=str(rate), rate_burst=str(rate))
+    # Every client here shares 127.0.0.1: the per-address bound is set out of the way.
+    edge = start_edge(f"127.0.0.1:{local_stack.gateway_port}", tmp_path / "edge", rate_limit=str(rate),
+                      rate_burst=str(rate), address_rate_limit="1000", address_rate_burst="1000")
     url, body = f"{edge.http}/v1/sentiment", {"text": "A wonderful film."}
     stop = threading.Event()
 
@@ -184,12 +255,13 @@ def test_the_edge_limits_each_client_by_api_key_else_by_address(local_stack, tmp
 
     try:
         with ThreadPoolExecutor(8) as pool:
-            floods = [pool.submit(flood, {"Authorization": "Bearer flooding-key"}) for _ in range(4)]
+            flooding_key = new_key()
+            floods = [pool.submit(flood, {"Authorization": f"Bearer {flooding_key}"}) for _ in range(4)]
             floods += [pool.submit(flood, {}) for _ in range(2)]  # no key: limited by address
-            calm, latencies = [], []
+            calm, latencies, calm_key = [], [], new_key()
             for _ in range(25):  # a second client, well under the rate
                 started = time.perf_counter()
-                calm.append(requests.post(url, json=body, headers={"X-API-Key": "calm-key"}, timeout=10))
+                calm.append(requests.post(url, json=body, headers={"X-API-Key": calm_key}, timeout=10))
                 latencies.append(time.perf_counter() - started)
                 time.sleep(1 / (rate / 2))
             probes = [requests.get(f"{edge.http}/readyz", timeout=10).status_code for _ in range(50)]
@@ -205,7 +277,62 @@ def test_the_edge_limits_each_client_by_api_key_else_by_address(local_stack, tmp
     assert len(limited) > len(keyed) / 2
     assert {answer.status_code for answer in keyed} == {200, 429}
     assert limited[0].json()["error"]["code"] == "rate_limited" and limited[0].headers["Retry-After"] == "1"
+    assert_security_headers(limited[0], "429")
     assert 429 in {answer.status_code for answer in by_address}
     assert [answer.status_code for answer in calm] == [200] * 25
     assert max(latencies) < 1.0
     assert probes == [200] * 50
+
+
+def statuses_from(source: str, port: int, headers: list[dict[str, str]]) -> list[int]:
+    """One prediction per header set, in turn, over one connection from the loopback address ``source``."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+    statuses = []
+    for extra in headers:
+        connection.request("POST", "/v1/sentiment", b'{"text": "A wonderful film."}',
+                           {"Content-Type": "application/json", **extra})
+        response = connection.getresponse()
+        response.read()
+        statuses.append(response.status)
+    connection.close()
+    return statuses
+
+
+def test_only_keys_of_the_gateways_format_get_a_bucket_and_every_address_has_one(local_stack, tmp_path):
+    """Per key: 1 a second, burst 5; per address: 2 a second, burst 10. The gateway here takes any key."""
+    edge = start_edge(f"127.0.0.1:{local_stack.gateway_port}", tmp_path / "edge",
+                      rate_limit="1", rate_burst="5", address_rate_limit="2", address_rate_burst="10")
+    try:
+        # Each from an address of its own, so that each starts with full buckets.
+        malformed = statuses_from("127.0.0.21", edge.http_port, [{"X-API-Key": f"k{n}"} for n in range(12)])
+        made_up = statuses_from("127.0.0.22", edge.http_port, [{"X-API-Key": new_key()} for _ in range(15)])
+        # The gateway reads the Bearer key when there is one, even a malformed one; so does the edge.
+        beside = statuses_from("127.0.0.23", edge.http_port, [
+            {"Authorization": "Bearer not-a-key", "X-API-Key": new_key()} for _ in range(12)])
+        key = new_key()
+        one_key = statuses_from("127.0.0.24", edge.http_port, [
+            {"Authorization": f"Bearer {key}", "X-API-Key": new_key()} for _ in range(12)])
+    finally:
+        edge.process.stop()
+    # Malformed keys are counted with their address at the per-key rate: the burst, then 429.
+    assert malformed[:6] == [200] * 6 and malformed[7:] == [429] * 5, malformed
+    # Well-formed made-up keys get buckets of their own, but every request counts against the address.
+    assert made_up[:11] == [200] * 11 and made_up[12:] == [429] * 3, made_up
+    assert beside[:6] == [200] * 6 and beside[7:] == [429] * 5, beside
+    assert one_key[:6] == [200] * 6 and one_key[7:] == [429] * 5, one_key
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(local_stack, tmp_path):
+    edge = start_edge(f"127.0.0.1:{local_stack.gateway_port}", tmp_path / "edge",
+                      rate_limit="1", rate_burst="2", real_ip_from="127.0.0.1, 10.0.0.0/8")
+    try:
+        first = statuses_from("127.0.0.1", edge.http_port, [{"X-Forwarded-For": "203.0.113.7"}] * 5)
+        proxied = "203.0.113.8, 10.1.2.3"  # the client, then a second trusted proxy
+        second = statuses_from("127.0.0.1", edge.http_port, [{"X-Forwarded-For": proxied}] * 5)
+        log = edge.process.log
+        wait_until(lambda: '"remote": "203.0.113.8"' in log.read_text(), 5, "the edge's access log")
+    finally:
+        edge.process.stop()
+    # One proxy, two clients: each its own address's bucket (burst 2).
+    assert first[:3] == [200] * 3 and first[4:] == [429], first
+    assert second[:3] == [200] * 3 and second[4:] == [429], second

@@ -50,11 +50,14 @@ trap 'kill -TERM $GRPC_PID $MODEL_SERVER_PID 2>/dev/null; wait $GRPC_PID $MODEL_
 
 # The edge: deploy/edge/start.sh, as in the compose file, on loopback ports. HTTPS as well
 # when SENTIMENT_TLS_DIR names a folder with tls.crt and tls.key.
+# Its log is appended to: nginx opens /dev/stdout (its access log) anew, in append mode, and
+# its error log, the inherited stderr, would otherwise write over the access lines.
+: >"$RUN_DIR/edge.log"
 EDGE_LISTEN="127.0.0.1:$HTTP_PORT" EDGE_UPSTREAM="127.0.0.1:$GATEWAY_HTTP_PORT" \
 EDGE_HTTPS_LISTEN="127.0.0.1:$HTTPS_PORT" EDGE_HTTPS_PORT="$HTTPS_PORT" \
 EDGE_TLS_DIR="${SENTIMENT_TLS_DIR:+$(cd "${SENTIMENT_TLS_DIR}" && pwd)}" \
 EDGE_PREFIX="$(cd "$RUN_DIR" && pwd)/edge/" \
-  sh deploy/edge/start.sh >"$RUN_DIR/edge.log" 2>&1 &
+  sh deploy/edge/start.sh >>"$RUN_DIR/edge.log" 2>&1 &
 EDGE_PID=$!
 trap 'kill -TERM $EDGE_PID $GRPC_PID $MODEL_SERVER_PID 2>/dev/null; wait $EDGE_PID $GRPC_PID $MODEL_SERVER_PID 2>/dev/null' EXIT
 
