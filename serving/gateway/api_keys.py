@@ -101,9 +101,11 @@ class KeyStore:
             # hence the metric (ApiKeyFileRejected) beside the log line.
             log.error("API keys not reloaded, the previous ones stay: %s", error)
             metrics.API_KEY_RELOADS.labels("error").inc()
+            metrics.API_KEY_FILE_REJECTED.set(1)
             return
         log.info("API keys reloaded from %s: %d key(s)", self._file.path, len(self._hashes))
         metrics.API_KEY_RELOADS.labels("ok").inc()
+        metrics.API_KEY_FILE_REJECTED.set(0)
 
     def identify(self, key: str | None) -> str | None:
         """The id of ``key`` when it is valid, else None."""

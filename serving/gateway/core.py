@@ -88,6 +88,11 @@ class Prediction:
         return fields
 
 
+@dataclass
+class _Charge:
+    paid: bool = False
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     model: str
@@ -216,13 +221,14 @@ class SentimentService:
     ) -> list[Prediction]:
         """The predictions of ``route``'s version; a failing canary is answered by the stable
         version instead, and a shadowed request is copied to the candidate afterwards."""
+        charge = _Charge()  # an explanation's cost is paid once, by whichever version answers
         if route.arm == CANARY:
             # A client picks its arm (by its request id) and shapes its call: an explanation's many
             # model calls, or a deadline shorter than the gateway's, say nothing of the candidate.
             judged = not words_shown
             started = time.perf_counter()
             try:
-                predictions = self._predict(request, public, model_name, route, words_shown)
+                predictions = self._predict(request, public, model_name, route, words_shown, charge)
             except (*CANDIDATE_PENDING, *CANDIDATE_FAILURES) as error:
                 clients_deadline = isinstance(error, ModelServerTimeout) and request.timeout is not None \
                     and request.timeout < self.settings.rpc_timeout_seconds
@@ -234,11 +240,11 @@ class SentimentService:
                 rollout = self.rollouts.rollout(public)
                 # The rollout was removed meanwhile: the newest version answers.
                 stable = Route(STABLE, rollout.stable if rollout is not None else None)
-                return self._predict(request, public, model_name, stable, words_shown, charged=True)
+                return self._predict(request, public, model_name, stable, words_shown, charge)
             if judged:
                 self.rollouts.record_call(public, route.version, True, time.perf_counter() - started)
             return predictions
-        predictions = self._predict(request, public, model_name, route, words_shown)
+        predictions = self._predict(request, public, model_name, route, words_shown, charge)
         if route.shadow is not None and not words_shown:
             self._copy_to_candidate(request.texts, public, model_name, route.shadow, predictions, request.request_id)
         return predictions
@@ -264,7 +270,7 @@ class SentimentService:
 
     def _predict(
         self, request: PredictRequest, public: str, model_name: str, route: Route, words_shown: int,
-        retried: bool = False, charged: bool = False,
+        charge: _Charge, retried: bool = False,
     ) -> list[Prediction]:
         texts = request.texts
         started = time.perf_counter()
@@ -276,13 +282,17 @@ class SentimentService:
             for index, item in enumerate(encoded):
                 if item.num_oov == item.num_tokens:
                     raise NoKnownWords(f"texts[{index}] has no word in the model's vocabulary")
-        if words_shown and not charged:
-            # An explanation asks the model for one row per known word and one for the text: its
-            # cost to the key's rate is in requests of max_texts rows, of which one is paid.
-            rows = sum(item.num_tokens - item.num_oov + 1 for item in encoded)
+        if words_shown and not charge.paid:
+            # An explanation asks the model for a row per text, then a row per known word and one
+            # for the text: its cost to the key's rate is in requests of max_texts rows, of which
+            # the request paid one. Never more than a full bucket holds, or it could never pass.
+            rows = len(texts) + sum(item.num_tokens - item.num_oov + 1 for item in encoded)
             cost = math.ceil(rows / self.settings.max_texts)
+            if self.rate_limits is not None:
+                cost = min(cost, self.rate_limits.burst)
             self._charge(request.key_id, cost - 1, request.transport,
                          f" (this explanation asks the model for {rows} rows: {cost} requests' worth)")
+            charge.paid = True
         deadline = request.timeout or self.settings.rpc_timeout_seconds
         call_duration = metrics.MODEL_CALL_DURATION.labels(public, str(pinned))
 
@@ -302,7 +312,7 @@ class SentimentService:
                 raise
             # The cached version was just unloaded by a rollout: look again, once.
             self.versions.forget(model_name)
-            return self._predict(request, public, model_name, route, words_shown, retried=True, charged=True)
+            return self._predict(request, public, model_name, route, words_shown, charge, retried=True)
 
         version = str(served_version)
         metrics.PREDICTION_DURATION.labels(public, version, route.arm).observe(time.perf_counter() - started)

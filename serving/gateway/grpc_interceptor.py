@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 # Services the interceptor leaves alone: probes and tooling, answered as gRPC answers them.
 UNOBSERVED_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+PROBES = "<probes>"  # the open routes' callers, who bring no key, count as one key together
 Authenticate = Callable[[str | None, str], str | None]  # (presented key, transport) -> key id
 
 
@@ -86,7 +87,7 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         async def answer(context: grpc.aio.ServicerContext):
             if refusal is not None:
                 raise refusal
-            with self._held_by(call.key_id):
+            with self._held_by(PROBES if details.method in self._open_routes else call.key_id):
                 request = await self._request_message(context)
                 return await behavior(request, context)
 
@@ -100,7 +101,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
 
     @contextmanager
     def _held_by(self, key_id: str | None) -> Iterator[None]:
-        """Count a call against its key's open calls, refusing the key's call over the bound."""
+        """Count a call against its key's open calls (the probes' together), refusing it over
+        the bound; with keys off, calls are bounded by the server's limits only."""
         if key_id is None:
             yield
             return
@@ -122,6 +124,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         except asyncio.TimeoutError:
             raise RequestTimeout(f"the request message did not arrive within {self._message_timeout:g} s") from None
         if message is grpc.aio.EOF:
+            if context.cancelled():  # the client went away, or gRPC refused what it sent
+                raise asyncio.CancelledError
             raise InvalidInput("the call ended without its request message")
         return message
 
@@ -137,6 +141,9 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
                     metrics.REQUEST_DURATION.labels("grpc", call.route).time():
                 try:
                     answer = await run()
+                except asyncio.CancelledError:  # the client cancelled, or its deadline passed
+                    code = grpc.StatusCode.CANCELLED
+                    raise
                 except GatewayError as error:
                     code, details = error.grpc_code, error.message
                     if error.retry_after is not None:  # the retry hint HTTP gives in Retry-After

@@ -108,8 +108,13 @@ class GrpcServer:
         self._thread = threading.Thread(target=self._loop.run_forever, name="grpc-loop", daemon=True)
         self._thread.start()
         self._readiness: asyncio.Task | None = None
+        self._stopped = False
         self.health = HealthServicer()
-        self._server, self.port = self._run(self._build())
+        try:
+            self._server, self.port = self._run(self._build())
+        except BaseException:
+            self._close()
+            raise
 
     def _run(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
@@ -170,9 +175,18 @@ class GrpcServer:
             await self.health.enter_graceful_shutdown()
             await self._server.stop(grace)
 
-        self._run(stop())
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self._run(stop())
+        finally:
+            self._close()
+
+    def _close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
+        self._loop.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -80,6 +80,10 @@ ROLLED_BACK = Gauge(
 ROLLOUT_RELOADS = Counter("sentiment_rollout_reloads", "Re-reads of the rollout file by outcome", ["outcome"])
 API_KEY_RELOADS = Counter("sentiment_api_key_reloads", "Re-reads of the API key file by outcome (error: the previous keys stay)",
                           ["outcome"])
+API_KEY_FILE_REJECTED = Gauge(
+    "sentiment_api_key_file_rejected", "1 while the API key file on disk is refused and the previous keys stay in force",
+    multiprocess_mode="livemax",
+)
 SHADOW_REQUESTS = Counter(
     "sentiment_shadow_requests", "Requests copied to a candidate: compared, failed, pending (the candidate still loads) or dropped (all slots busy)",
     ["model", "outcome"],

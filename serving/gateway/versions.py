@@ -11,12 +11,13 @@ flood of requests for a version that does not exist costs the model server nothi
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from serving.gateway.errors import ModelLoading, ModelNotFound, VersionNotPublished
+from serving.gateway.errors import GatewayError, ModelLoading, ModelNotFound, VersionNotPublished
 from serving.gateway.model_client import ModelServerClient
 from serving.gateway.rollouts import VersionRef
 
@@ -39,25 +40,41 @@ class VersionCache:
         self._states: dict[str, _Looked] = {}
         self._labels: dict[tuple[str, str], tuple[float, int]] = {}
         self._lookups: dict[str, threading.Lock] = {}
+        self._generations: dict[str, int] = {}  # status calls ended, per model
+        self._failures: dict[str, GatewayError] = {}  # the last call's error, while it is the last
         self._lock = threading.Lock()
 
     def states(self, model_name: str, max_age: float | None = None, timeout: float | None = None) -> Mapping[int, str]:
         """Every version the model server reports for ``model_name``, with its state name, at
         most ``max_age`` seconds old (the cache's ttl when None; 0, for a miss, means at most
         ``MISS_LOOKUP_SECONDS``); a status call, when one is needed, waits at most ``timeout``
-        seconds (the client's deadline when None)."""
+        seconds (the model-server client's own deadline when None)."""
         max_age = self._ttl if max_age is None else max_age or MISS_LOOKUP_SECONDS
         looked = self._states.get(model_name)
         if looked is not None and self._clock() - looked.at < max_age:
             return looked.states
         with self._lock:
             lookup = self._lookups.setdefault(model_name, threading.Lock())
-        with lookup:  # one status call at a time per model; the threads that waited use its answer
+            seen = self._generations.get(model_name, 0)
+        with lookup:  # one status call at a time per model
+            # A call that ended while this thread waited answers for it too, failed or not:
+            # waiters never queue up for calls of their own behind a slow model server.
+            if self._generations.get(model_name, 0) != seen:
+                if (failure := self._failures.get(model_name)) is not None:
+                    raise copy.copy(failure)  # each thread raises its own instance
+                return self._states[model_name].states
             looked = self._states.get(model_name)
             if looked is not None and self._clock() - looked.at < max_age:
                 return looked.states
             started = self._clock()
-            states = self._client.version_states(model_name, timeout)
+            try:
+                states = self._client.version_states(model_name, timeout)
+            except GatewayError as error:
+                self._failures[model_name] = error
+                raise
+            finally:
+                self._generations[model_name] = self._generations.get(model_name, 0) + 1
+            self._failures.pop(model_name, None)
             self._states[model_name] = _Looked(started, states)
             return states
 

@@ -115,6 +115,7 @@ def test_an_edited_key_file_takes_effect_without_a_restart(keys, caplog):
     clock.now = 2 * CHECK_SECONDS
     assert store.identify(second) == "new" and "API keys not reloaded, the previous ones stay" in caplog.text
     assert "line 1: expected" in caplog.text
+    assert REGISTRY.get_sample_value("sentiment_api_key_file_rejected") == 1  # ApiKeyFileRejected pages meanwhile
     file.unlink()  # so does a missing file
     clock.now = 3 * CHECK_SECONDS
     assert store.identify(second) == "new" and "cannot read the API key file" in caplog.text
@@ -124,6 +125,7 @@ def test_an_edited_key_file_takes_effect_without_a_restart(keys, caplog):
     # Each reload counted by outcome: an operator is told (ApiKeyFileRejected) that a revocation did not take.
     assert {outcome: REGISTRY.get_sample_value("sentiment_api_key_reloads_total", {"outcome": outcome}) - before
             for outcome, before in reloads.items()} == {"ok": 2, "error": 2}
+    assert REGISTRY.get_sample_value("sentiment_api_key_file_rejected") == 0
     file.write_text("not a key line\n")
     with pytest.raises(KeyFileError, match="line 1"):
         KeyStore(file)  # at start-up a broken file is an error

@@ -93,18 +93,39 @@ def test_a_cost_takes_that_many_tokens_and_never_more_than_the_burst():
 
 def test_explanations_are_charged_by_their_model_rows(settings, model_client, tmp_path):
     """A plain request of up to max_texts (8 here) texts costs 1; an explanation costs a request per
-    max_texts rows it asks the model for (one per known word, one per text)."""
-    key = new_key()
-    (tmp_path / "keys").write_text(f"{hash_line('explainer', key)}\n")
+    max_texts rows it asks the model for (one per text, then one per known word and one per text),
+    at most a full bucket."""
+    key, big = new_key(), new_key()
+    (tmp_path / "keys").write_text(f"{hash_line('explainer', key)}\n{hash_line('big', big)}\n")
     limited = replace(settings, api_keys_file=tmp_path / "keys", rate_limit_per_key=0.001, rate_limit_burst=20)
     with create_app(limited, SentimentService(limited, client=model_client)).test_client() as http:
-        def explain(texts: list[str]):
-            return http.post("/v1/sentiment", json={"texts": texts, "explain": True}, headers={"X-API-Key": key})
+        def explain(texts: list[str], by: str = key):
+            return http.post("/v1/sentiment", json={"texts": texts, "explain": True}, headers={"X-API-Key": by})
 
-        text = "good great bad awful plot acting film the " * 2  # 16 known words: 17 rows, a cost of 3
-        assert explain([text]).status_code == 200  # 20 - 3 = 17 tokens left
-        assert explain([text] * 5).status_code == 200  # 85 rows: 11; 6 left
-        refused = explain([text] * 3)  # 51 rows: 7
-        assert refused.status_code == 429 and "51 rows: 7 requests' worth" in refused.get_json()["error"]["message"]
+        text = "good great bad awful plot acting film the " * 2  # 16 known words
+        assert explain([text]).status_code == 200  # 1 + 17 rows: a cost of 3; 17 tokens left
+        assert explain([text] * 5).status_code == 200  # 5 + 85 rows: 12; 5 left
+        refused = explain([text] * 3)  # 3 + 51 rows: 7, of which the 1 paid on arrival leaves 4
+        assert refused.status_code == 429 and "54 rows: 7 requests' worth" in refused.get_json()["error"]["message"]
         plain = http.post("/v1/sentiment", json={"texts": [text] * 8}, headers={"X-API-Key": key})
         assert plain.status_code == 200  # a plain request still costs 1
+        longest = " ".join(["good", "great", "bad", "awful", "plot", "acting"] * 10)  # 60 known words
+        assert explain([longest] * 8, by=big).status_code == 200  # 496 rows, 62: charged as the burst, 20
+        assert explain([text], by=big).status_code == 429
+
+
+def test_an_explanation_answered_by_stable_instead_of_a_pending_candidate_is_charged_too(settings, model_client,
+                                                                                      tmp_path):
+    key = new_key()
+    (tmp_path / "keys").write_text(f"{hash_line('explainer', key)}\n")
+    limited = replace(settings, api_keys_file=tmp_path / "keys", rate_limit_per_key=0.001, rate_limit_burst=20,
+                      rollouts="lstm: {stable: 1, candidate: 2, canary_percent: 100}")
+    model_client.versions["imdb_lstm"][2] = "LOADING"  # every request tries the candidate, then falls back
+    with create_app(limited, SentimentService(limited, client=model_client)).test_client() as http:
+        def explain():
+            return http.post("/v1/sentiment", json={"texts": ["good great bad awful plot acting film the " * 2] * 5,
+                                                    "explain": True}, headers={"X-API-Key": key})
+
+        answered = explain()  # 5 + 85 rows: 12 of the 20 tokens
+        assert answered.status_code == 200 and answered.get_json()["predictions"][0]["model_version"] == 1
+        assert explain().status_code == 429
