@@ -35,6 +35,15 @@ TRAIN_ARGS = ["--train-limit", "4000", "--test-limit", "300", "--epochs", "5", "
               "--no-xla", "--snippets", str(RT_POLARITY_TARBALL)]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """pytest-randomly shuffles modules and the tests within them (before this hook); a module
+    marked ``scenario`` keeps its place in the shuffle, and its tests their file order."""
+    slots = [index for index, item in enumerate(items) if item.get_closest_marker("scenario")]
+    in_file_order = sorted((items[index] for index in slots), key=lambda item: (item.path, item.location[1]))
+    for index, item in zip(slots, in_file_order):
+        items[index] = item
+
+
 @pytest.fixture(scope="session")
 def shared_tarball() -> Path:
     assert IMDB_TARBALL.is_file(), f"the test dataset is missing: {IMDB_TARBALL}"

@@ -46,7 +46,8 @@ from serving.client import SentimentClient
 from serving.gateway.api_keys import hash_line, new_key
 
 # The first run builds the base images and every image (~10 min on 2 cores); later runs reuse them.
-pytestmark = [pytest.mark.compose, pytest.mark.timeout(1800)]
+# One deployment's life, in order: trained and healthy, served, rolled out, stopped, taken down.
+pytestmark = [pytest.mark.compose, pytest.mark.scenario, pytest.mark.timeout(1800)]
 
 PROJECT = "sentiment-compose-test"
 SERVICES = ("trainer", "tfserving", "gateway", "edge", "prometheus")

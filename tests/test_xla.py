@@ -27,6 +27,9 @@ MAXLEN = 500
 # not). So a compiled signature is held to 1e-6 against the same computation
 # compiled, and to this against TensorFlow's.
 XLA_VERSUS_TENSORFLOW = 1e-4
+# TensorFlow's own kernels, trimmed against full: the trimmed steps skip leading padding,
+# which changes the order of float32 sums a little (measured: up to 2.5e-6, SimpleRNN).
+TRIMMED_VERSUS_FULL = {True: 1e-6, False: 1e-5}
 
 
 def trained_model(models_dir: Path, name: str) -> keras.Model:
@@ -77,7 +80,7 @@ def test_trimmed_signatures_equal_the_full_500_step_computation(compiled_models,
             got = signature(tokens=tokens)["positive_probability"].numpy()
             compiled = exports[kind][1]
             assert got.shape == (rows, 1), kind
-            assert np.abs(got - expected[compiled]).max() <= 1e-6, (kind, rows, longest)
+            assert np.abs(got - expected[compiled]).max() <= TRIMMED_VERSUS_FULL[compiled], (kind, rows, longest)
             assert np.abs(got - expected[False]).max() <= XLA_VERSUS_TENSORFLOW, (kind, rows, longest)
 
 
