@@ -83,9 +83,10 @@ def oversized_messages(target: str, count: int, size: int, threads: int) -> Coun
         return Counter(pool.map(send, range(count)))
 
 
-def v2_empty_texts(target: str, key: str, seconds: float, threads: int) -> list[tuple[str, str, float]]:
+def v2_empty_texts(target: str, key: str, seconds: float, threads: int, per_second: float) -> list[tuple[str, str, float]]:
     """ModelInfer calls whose raw input is ~1 MiB of zero-length BYTES elements (262,000 of
-    them), for ``seconds`` from ``threads`` threads: (status, details, seconds) of each."""
+    them), for ``seconds`` from ``threads`` threads, each sending ``per_second``: (status,
+    details, seconds) of each."""
     elements = ((1 << 20) - 1024) // 4
     request = v2.ModelInferRequest(
         model_name="lstm",
@@ -106,6 +107,7 @@ def v2_empty_texts(target: str, key: str, seconds: float, threads: int) -> list[
                     answers.append(("OK", "", time.perf_counter() - started))
                 except grpc.RpcError as error:
                     answers.append((_code(error), error.details() or "", time.perf_counter() - started))
+                time.sleep(max(0.0, 1 / per_second - (time.perf_counter() - started)))  # pacing
 
     with ThreadPoolExecutor(threads) as pool:
         for running in [pool.submit(flood) for _ in range(threads)]:
