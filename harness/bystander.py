@@ -20,7 +20,11 @@ import numpy as np
 from harness.processes import wait_until
 
 MIN_REQUESTS = 10  # fewer and a p99 says nothing
-P99_FLOOR_SECONDS = 0.02  # 2 x a p99 of a few ms is within the noise of a shared 2-core machine
+# Twice a p99 of ~10 ms is within the noise of a 2-core machine that also runs the attacker
+# and the rest of the suite's idle processes: in full CI runs, bystanders were measured at up
+# to 36 ms under attacks that cost the service little. Under attack the p99 must stay below
+# the larger of 2x alone and this floor, and always below the ceiling (250 ms).
+P99_FLOOR_SECONDS = 0.05
 
 
 @dataclass

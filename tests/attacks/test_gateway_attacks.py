@@ -187,7 +187,7 @@ def test_an_explanation_flood_from_one_key_is_charged_by_its_rows(attacked_stack
     with attacker() as pool, Bystander(attacked_stack.bystander_send()) as attacked:
         usage = ProcessUsage(attacked_stack.processes())
         answered = pool.submit(gateway_attacks.http_flood, stack.edge_port, "POST", "/v1/sentiment", body, headers,
-                               ATTACK_SECONDS, 1, 100).result(60)
+                               ATTACK_SECONDS, 1).result(60)
     attack_report.record("explanations of 8 long reviews, one connection for 6 s, one key", alone, attacked.stats(),
                          answered, usage.stop())
     assert answered["429 rate_limited"] > 5 * answered["200 ok"], answered
