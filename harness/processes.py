@@ -31,8 +31,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``check`` until it is true; connection errors count as "not yet"."""
+def wait_until(check: Callable[[], bool], timeout: float, what: str, poll_seconds: float = 0.2) -> None:
+    """Poll ``check`` every ``poll_seconds`` until it is true; connection errors count as "not yet"."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -40,7 +40,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
                 return
         except OSError:  # requests' errors are OSErrors too
             pass
-        time.sleep(0.2)
+        time.sleep(poll_seconds)
     raise TimeoutError(f"{what} not ready after {timeout}s")
 
 

@@ -2,12 +2,13 @@
 
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import numpy as np
 import pytest
+
+from harness.processes import wait_until
 
 from serving.model_server.batching import BatchScheduler
 from serving.model_server.config import BatchingOptions
@@ -30,14 +31,6 @@ class RecordingModel:
         self.batches.append(inputs["x"].shape[0])
         time.sleep(self.seconds)
         return {"y": inputs["x"] * 2}
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout} s")
-        time.sleep(0.001)
 
 
 def options(**overrides) -> BatchingOptions:
@@ -86,7 +79,8 @@ def test_full_queue_and_oversized_requests_are_refused_at_once():
         running = pool.submit(scheduler.submit, {"x": np.ones((16, 1))})
         assert model.called.wait(5), "the batch thread never took the first batch"
         queued = [pool.submit(scheduler.submit, {"x": np.ones((16, 1))}) for _ in range(2)]
-        wait_for(lambda: scheduler._queued_rows == 32, "two full batches queued behind the running one")
+        wait_until(lambda: scheduler._queued_rows == 32, 5, "two full batches queued behind the running one",
+                   poll_seconds=0.001)
         started = time.monotonic()
         with pytest.raises(ServingError) as error:
             scheduler.submit({"x": np.ones((1, 1))})

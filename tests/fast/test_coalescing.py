@@ -2,11 +2,12 @@
 
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+
+from harness.processes import wait_until
 
 from serving.gateway.coalescing import Coalescer
 from serving.gateway.errors import ModelServerTimeout, ModelServerUnavailable
@@ -33,14 +34,6 @@ class RecordingCall:
         if self.error:
             raise self.error
         return ids[:, 0].astype(np.float32) / 100, version
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout} s")
-        time.sleep(0.001)
 
 
 def queued(coalescer: Coalescer, model_name: str, version: int) -> int:
@@ -83,7 +76,8 @@ def test_a_lone_request_is_sent_at_once_and_rows_per_call_are_bounded():
     call.release.clear()
     with ThreadPoolExecutor(10) as pool:
         futures = [pool.submit(coalescer.predict, "m", 1, ids(i, 3), 5) for i in range(10)]
-        wait_for(lambda: queued(coalescer, "m", 1) == 9, "nine requests queued behind the call in flight")
+        wait_until(lambda: queued(coalescer, "m", 1) == 9, 5, "nine requests queued behind the call in flight",
+                   poll_seconds=0.001)
         call.release.set()
         assert all(f.result(5)[0].shape == (3,) for f in futures)
     assert call.rows[1:] == [3] * 10  # two 3-row requests never share a call of at most 4 rows
