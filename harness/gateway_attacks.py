@@ -1,6 +1,6 @@
 """Hostile clients of the gateway (tests/attacks/test_gateway_attacks.py): calls that never
-send their message, oversized messages, V2 raw inputs of a million empty texts, readiness
-and explanation floods.
+send their message, oversized messages, health watches held open, V2 raw inputs of a
+million empty texts, readiness and explanation floods.
 
 Each runs in the attacker's process (``harness.edge_attacks.attacker``), so that its CPU
 time and GIL are not the bystander's; each is bounded in count and time, talks to loopback
@@ -19,6 +19,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sentiment.openinference import open_inference_grpc_pb2 as v2
 from sentiment.v1 import sentiment_pb2
 
@@ -61,6 +62,34 @@ def stalled_calls(target: str, count: int, key: str | None, per_second: float, h
         release.set()
         for call in calls:
             call.cancel()
+        for channel in channels:
+            channel.close()
+
+
+def health_watches(target: str, count: int, hold_seconds: float) -> Counter:
+    """``count`` health watches without a key, on connections of their own, held open
+    ``hold_seconds``: the outcome of each then ("open" once it has its first answer, or the
+    status it ended with)."""
+    channels = [_own_connection(target) for _ in range((count + 49) // 50)]  # 100 streams a connection at most
+    watches = [health_pb2_grpc.HealthStub(channels[index // 50]).Watch(health_pb2.HealthCheckRequest(), timeout=60)
+               for index in range(count)]
+
+    def first_answer(watch) -> str:
+        try:
+            next(watch)
+        except grpc.RpcError as error:
+            return _code(error)
+        return "open"
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            outcomes = list(pool.map(first_answer, watches))
+        time.sleep(hold_seconds)
+        return Counter(outcome if outcome != "open" or watch.is_active() else _code(watch)
+                       for outcome, watch in zip(outcomes, watches))
+    finally:
+        for watch in watches:
+            watch.cancel()
         for channel in channels:
             channel.close()
 

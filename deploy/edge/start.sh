@@ -123,7 +123,7 @@ render() {
       -e "s|@TLS_DIR@|$EDGE_TLS_DIR|g" \
       "$source_dir/$1" >"$2"
 }
-for file in nginx.conf headers.conf routes.conf errors.conf proxy.conf; do
+for file in nginx.conf headers.conf routes.conf probes.conf errors.conf proxy.conf; do
   render "$file" "$conf_dir/$file"
 done
 for file in $servers; do

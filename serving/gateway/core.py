@@ -120,6 +120,7 @@ class SentimentService:
         ) if settings.prediction_log_dir else None
         self._slots = threading.BoundedSemaphore(settings.max_in_flight)
         self._calls = Coalescer(self.client.predict, settings.coalesce_max_calls, settings.coalesce_max_rows)
+        self._readiness_report: dict[str, str] = {}  # the last one logged
 
     # -- validation, identical for both transports ------------------------------------------
 
@@ -377,4 +378,7 @@ class SentimentService:
                 report[public] = f"stable version {rollout.stable} is loading"
             else:
                 report[public] = AVAILABLE
+        if report != self._readiness_report:  # the reasons go to the log, not to whoever asks
+            self._readiness_report = report
+            log.info("readiness: %s", ", ".join(f"{model}: {state}" for model, state in report.items()))
         return all(state == AVAILABLE for state in report.values()), report

@@ -7,7 +7,9 @@ its message is never read, and it takes no worker thread, so clients without a k
 neither hold the gateway's threads by never sending a message nor make it read large ones.
 A key holder's call then waits for its message on the event loop, not on a thread, for at
 most ``GATEWAY_GRPC_MESSAGE_TIMEOUT_SECONDS``, and a key has at most
-``GATEWAY_GRPC_MAX_CALLS_PER_KEY`` calls open at once in the process.
+``GATEWAY_GRPC_MAX_CALLS_PER_KEY`` calls open at once in the process. Probes, which bring
+no key (the health service and the open routes), are bounded per client address instead:
+at most ``GATEWAY_GRPC_MAX_PROBE_CALLS_PER_ADDRESS`` open at once, health watches included.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from serving.gateway.request_ids import METADATA_KEY, request_id
 
 log = logging.getLogger(__name__)
 
-# Services the interceptor leaves alone: probes and tooling, answered as gRPC answers them.
-UNOBSERVED_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
-PROBES = "<probes>"  # the open routes' callers, who bring no key, count as one key together
+HEALTH_SERVICE = "/grpc.health.v1.Health/"
+# Tooling the interceptor leaves alone (off in production: GATEWAY_GRPC_REFLECTION).
+UNOBSERVED_SERVICES = ("/grpc.reflection.",)
 Authenticate = Callable[[str | None, str], str | None]  # (presented key, transport) -> key id
 
 
@@ -58,13 +60,15 @@ def current_call() -> Call:
 
 class GatewayInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, authenticate: Authenticate, open_routes: frozenset[str], access_log: bool,
-                 max_calls_per_key: int, message_timeout: float) -> None:
+                 max_calls_per_key: int, max_probe_calls_per_address: int, message_timeout: float) -> None:
         self._authenticate = authenticate
         self._open_routes = open_routes  # routes that take no key (probes)
         self._access_log = access_log
         self._max_calls_per_key = max_calls_per_key
+        self._max_probe_calls = max_probe_calls_per_address
         self._message_timeout = message_timeout
-        self._open_calls: Counter[str] = Counter()  # per key id; only the event loop's thread counts
+        # Per key id, and per address for probes; only the event loop's thread counts.
+        self._open_calls: Counter[str] = Counter()
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -73,6 +77,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or details.method.startswith(UNOBSERVED_SERVICES):
             return handler
+        if details.method.startswith(HEALTH_SERVICE):
+            return self._probe_bounded(handler)
         metadata = {key: value for key, value in details.invocation_metadata or () if isinstance(value, str)}
         call = Call(details.method, request_id(metadata.get(METADATA_KEY)))
         refusal: GatewayError | None = None
@@ -87,7 +93,8 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         async def answer(context: grpc.aio.ServicerContext):
             if refusal is not None:
                 raise refusal
-            with self._held_by(PROBES if details.method in self._open_routes else call.key_id):
+            with (self._held_by_probe(context) if details.method in self._open_routes
+                  else self._held_by(call.key_id, self._max_calls_per_key, f"API key {call.key_id!r}")):
                 request = await self._request_message(context)
                 return await behavior(request, context)
 
@@ -100,22 +107,43 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         return grpc.stream_unary_rpc_method_handler(observed, response_serializer=handler.response_serializer)
 
     @contextmanager
-    def _held_by(self, key_id: str | None) -> Iterator[None]:
-        """Count a call against its key's open calls (the probes' together), refusing it over
-        the bound; with keys off, calls are bounded by the server's limits only."""
-        if key_id is None:
+    def _held_by(self, bucket: str | None, bound: int, holder: str) -> Iterator[None]:
+        """Count a call against its bucket's open calls, refusing it over ``bound``; with keys
+        off (no bucket), calls are bounded by the server's limits only."""
+        if bucket is None:
             yield
             return
-        if self._open_calls[key_id] >= self._max_calls_per_key:
-            raise RateLimited(f"API key {key_id!r} has {self._max_calls_per_key} calls open already "
-                              f"(at most {self._max_calls_per_key} at once); retry shortly", retry_after=1)
-        self._open_calls[key_id] += 1
+        if self._open_calls[bucket] >= bound:
+            raise RateLimited(f"{holder} has {bound} calls open already (at most {bound} at once); "
+                              "retry shortly", retry_after=1)
+        self._open_calls[bucket] += 1
         try:
             yield
         finally:
-            self._open_calls[key_id] -= 1
-            if not self._open_calls[key_id]:
-                del self._open_calls[key_id]
+            self._open_calls[bucket] -= 1
+            if not self._open_calls[bucket]:
+                del self._open_calls[bucket]
+
+    def _held_by_probe(self, context: grpc.aio.ServicerContext):
+        address = client_address(context.peer())
+        # Key ids are never bracketed, so a probe's bucket cannot be a key's.
+        return self._held_by(f"<probe {address}>", self._max_probe_calls, f"address {address}")
+
+    def _probe_bounded(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """A health method bounded like the open routes, answered as gRPC answers it: a
+        Check is cheap, but a Watch stays open as long as its client wants."""
+        behavior = handler.unary_unary or handler.unary_stream
+
+        async def bounded(request, context: grpc.aio.ServicerContext):
+            try:
+                with self._held_by_probe(context):
+                    return await behavior(request, context)  # a watch writes with context.write
+            except RateLimited as refusal:
+                await context.abort(refusal.grpc_code, refusal.message)
+
+        wrap = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.unary_stream_rpc_method_handler
+        return wrap(bounded, request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer)
 
     async def _request_message(self, context: grpc.aio.ServicerContext) -> bytes:
         """The call's one request message, within the message timeout."""
@@ -163,3 +191,11 @@ class GatewayInterceptor(grpc.aio.ServerInterceptor):
         if code != grpc.StatusCode.OK:
             await context.abort(code, details, tuple(trailers))  # sends the status, then raises
         return answer
+
+
+def client_address(peer: str) -> str:
+    """The client's address without its port: "ipv4:10.0.0.7:51234" -> "ipv4:10.0.0.7"."""
+    kind, _, rest = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        return f"{kind}:{rest.rsplit(':', 1)[0]}"
+    return peer  # unix sockets and the like: one bucket each

@@ -49,7 +49,15 @@ def generic_handler(service_name: str, methods: dict[str, tuple[Method, type[Mes
     def on_pool(method: Method):
         async def run(raw: bytes, context: grpc.aio.ServicerContext) -> Message:
             call = contextvars.copy_context()
-            return await asyncio.get_running_loop().run_in_executor(pool, call.run, method, raw, context)
+            working = asyncio.get_running_loop().run_in_executor(pool, call.run, method, raw, context)
+            try:
+                return await asyncio.shield(working)
+            except asyncio.CancelledError:
+                # The client went away, but its thread works on (a thread cannot be stopped):
+                # the call keeps its key's place until the thread is free, so cancelling
+                # calls cannot hold more threads than the key may have calls open.
+                await asyncio.wait([working])
+                raise
 
         return run
 

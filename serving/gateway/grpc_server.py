@@ -125,7 +125,8 @@ class GrpcServer:
         server = grpc.aio.server(
             interceptors=[GatewayInterceptor(
                 service.authenticate, OPEN_INFERENCE_OPEN_ROUTES, settings.access_log,
-                settings.grpc_max_calls_per_key, settings.grpc_message_timeout_seconds,
+                settings.grpc_max_calls_per_key, settings.grpc_max_probe_calls_per_address,
+                settings.grpc_message_timeout_seconds,
             )],
             maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
             options=[

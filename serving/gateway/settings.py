@@ -181,6 +181,9 @@ class Settings:
     # Calls one API key may have open at once in the process (more get RESOURCE_EXHAUSTED),
     # and how long a call may take to send its request message (then DEADLINE_EXCEEDED).
     grpc_max_calls_per_key: int = _setting(128, POSITIVE)
+    # Calls without a key (health checks and watches, the V2 live/ready routes) one client
+    # address may have open at once; a kubelet or load balancer needs one or two.
+    grpc_max_probe_calls_per_address: int = _setting(16, POSITIVE)
     grpc_message_timeout_seconds: float = _setting(10.0, seconds)
     # A connection is closed after this long (its calls in progress get a minute to end), so
     # that clients re-resolve and spread over new replicas, and no connection lives forever.

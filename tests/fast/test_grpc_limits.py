@@ -1,19 +1,25 @@
 """The gRPC server's limits on calls that hold it open: the wait for a request message is
-bounded, and one key has a bounded number of calls open at once."""
+bounded, one key has a bounded number of calls open at once, so has one address for the
+calls without a key (probes), and a cancelled call keeps its place until its thread is free."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sentiment.v1 import sentiment_pb2
 
+from harness.processes import wait_until
 from serving.gateway.api_keys import hash_line, new_key
 from serving.gateway.core import SentimentService
+from serving.gateway.grpc_methods import generic_handler
 from serving.gateway.grpc_server import build_server
 
 PREDICT = "/sentiment.v1.SentimentService/Predict"
@@ -21,11 +27,13 @@ PREDICT = "/sentiment.v1.SentimentService/Predict"
 
 @pytest.fixture
 def keyed(settings, model_client, tmp_path) -> Iterator[tuple[str, str, str]]:
-    """A gateway asking for keys, with 4 open calls per key and a 1 s message timeout."""
+    """A gateway asking for keys, with 4 open calls per key, 2 per address without a key, and
+    a 1 s message timeout."""
     holder, other = new_key(), new_key()
     (tmp_path / "keys").write_text(f"{hash_line('holder', holder)}\n{hash_line('other', other)}\n")
     limited = replace(settings, api_keys_file=tmp_path / "keys", grpc_host="127.0.0.1", grpc_port=0,
-                      grpc_max_calls_per_key=4, grpc_message_timeout_seconds=1.0)
+                      grpc_max_calls_per_key=4, grpc_max_probe_calls_per_address=2,
+                      grpc_message_timeout_seconds=1.0)
     server, _, port = build_server(limited, SentimentService(limited, client=model_client))
     server.start()
     yield f"127.0.0.1:{port}", holder, other
@@ -76,3 +84,63 @@ def test_a_key_has_a_bounded_number_of_calls_open_and_other_keys_are_served(keye
                                                                 grpc.StatusCode.RESOURCE_EXHAUSTED: 2})
     assert all("has 4 calls open already" in error.details() for error in ended
                if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+def test_an_address_has_a_bounded_number_of_health_watches_open_and_keys_are_served(keyed):
+    target, holder, _ = keyed
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    with grpc.insecure_channel(target, options) as attacker, grpc.insecure_channel(target, options) as channel:
+        health = health_pb2_grpc.HealthStub(attacker)
+        watches = [health.Watch(health_pb2.HealthCheckRequest(), timeout=10) for _ in range(3)]
+        try:
+            first, second = next(watches[0]), next(watches[1])
+            with pytest.raises(grpc.RpcError) as refused:
+                next(watches[2])
+            predict = channel.unary_unary(PREDICT, request_serializer=sentiment_pb2.PredictRequest.SerializeToString,
+                                          response_deserializer=sentiment_pb2.PredictResponse.FromString)
+            answer = predict(sentiment_pb2.PredictRequest(texts=["a good film"]),
+                             metadata=(("authorization", f"Bearer {holder}"),), timeout=5)
+        finally:
+            for watch in watches:
+                watch.cancel()
+
+        def checked() -> bool:  # the watches' places come back as their cancellations arrive
+            try:
+                return health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == first.status
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+                return False
+
+        wait_until(checked, 5, "a health check once the watches ended", poll_seconds=0.01)
+    assert first.status == second.status == health_pb2.HealthCheckResponse.SERVING
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "has 2 calls open already" in refused.value.details()
+    assert answer.predictions[0].label == "positive"
+
+
+def test_a_cancelled_call_keeps_its_place_until_its_thread_is_free():
+    started, release = threading.Event(), threading.Event()
+
+    def slow(raw: bytes, context) -> sentiment_pb2.ListModelsResponse:
+        started.set()
+        release.wait(10)
+        return sentiment_pb2.ListModelsResponse()
+
+    class Details:
+        method = "/test.Slow/Call"
+
+    async def cancelled_while_working() -> tuple[bool, bool]:
+        with ThreadPoolExecutor(1) as pool:
+            handler = generic_handler("test.Slow", {"Call": (slow, sentiment_pb2.ListModelsResponse)}, pool)
+            call = asyncio.ensure_future(handler.service(Details()).unary_unary(b"", None))
+            await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+            call.cancel()
+            done, _ = await asyncio.wait([call], timeout=0.2)
+            release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            return bool(done), call.cancelled()
+
+    ended_while_working, cancelled = asyncio.run(cancelled_while_working())
+    assert not ended_while_working  # it held its place while its thread worked
+    assert cancelled

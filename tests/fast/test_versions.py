@@ -3,10 +3,13 @@ look-ups are shared, with a clock the test moves."""
 
 from __future__ import annotations
 
+import inspect
+import sys
 import threading
 
 import pytest
 
+from harness.processes import wait_until
 from serving.gateway.core import AVAILABLE
 from serving.gateway.errors import ModelLoading, ModelNotFound, VersionNotPublished
 from serving.gateway.versions import MISS_LOOKUP_SECONDS, VersionCache
@@ -71,8 +74,19 @@ def test_a_flood_for_a_missing_version_makes_one_look_up_per_interval(cache, mod
     assert model_client.status_calls - before == 2
 
 
+def waiting_for_the_lookup(thread: threading.Thread) -> bool:
+    """``thread`` is blocked on the cache's per-model status call, waiting for its answer."""
+    frame = sys._current_frames().get(thread.ident)
+    waits_at = next(number for number, line in enumerate(inspect.getsourcelines(VersionCache.states)[0],
+                                                         VersionCache.states.__code__.co_firstlineno)
+                    if "with lookup:" in line)
+    return frame is not None and frame.f_code is VersionCache.states.__code__ and frame.f_lineno == waits_at
+
+
 def test_threads_that_miss_together_share_one_status_call(model_client, clock):
-    """The first thread's status call is held open while the others miss: they wait for its answer."""
+    """The first thread's status call is held open while 7 others wait for it; by its answer
+    the clock is past the cache's ttl, so a waiter that did not take that answer would make a
+    status call of its own."""
     model_client.versions["imdb_lstm"] = {1: AVAILABLE, 2: AVAILABLE}
     answered, release = threading.Event(), threading.Event()
     states = model_client.version_states
@@ -88,8 +102,11 @@ def test_threads_that_miss_together_share_one_status_call(model_client, clock):
     threads = [threading.Thread(target=lambda: results.append(cache.pick("imdb_lstm", 2))) for _ in range(8)]
     threads[0].start()
     assert answered.wait(10)
+    clock.now += 5
     for thread in threads[1:]:
         thread.start()
+    wait_until(lambda: all(waiting_for_the_lookup(thread) for thread in threads[1:]), 10,
+               "the other threads waiting for the status call", poll_seconds=0.001)
     release.set()
     for thread in threads:
         thread.join(10)
