@@ -186,7 +186,7 @@ def main() -> None:
     from sentiment.openinference.open_inference_grpc_pb2_grpc import GRPCInferenceServiceStub
 
     from serving.client import SentimentClient
-    from serving.gateway.model_client import ModelServerClient
+    from serving.gateway.routing.model_client import ModelServerClient
     from text_contract.tokenizer import Tokenizer, TokenizerContract
     from training.dataset import load_imdb
 

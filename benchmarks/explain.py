@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from serving.gateway.explanations import explain
-    from serving.gateway.model_client import ModelServerClient
+    from serving.gateway.routing.model_client import ModelServerClient
     from text_contract.tokenizer import Tokenizer, TokenizerContract
     from training.dataset import load_imdb
 

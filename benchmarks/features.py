@@ -24,7 +24,7 @@ from benchmarks.model_cost import median_text
 from benchmarks.stack import GATEWAY_DEFAULTS, _cpu_seconds, latest_version, tree_cpu_seconds
 from harness.processes import IMDB_TARBALL, Gateway, start_gateway, start_model_server, wait_until
 from harness.two_versions import MODEL_NAME, serve_two_versions
-from serving.gateway.api_keys import hash_line, new_key
+from serving.gateway.access.api_keys import hash_line, new_key
 from serving.gateway.settings import Settings
 
 CLIENTS = 64

@@ -2,7 +2,7 @@
 small JSON, served by the gateway's HTTP server with the gateway's own settings. What
 the gateway's code adds per request is its CPU per request minus this app's.
 
-    python -m serving.gateway.http_server --app benchmarks.floor_app:app
+    python -m serving.gateway.api.http_server --app benchmarks.floor_app:app
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from harness.processes import (
     wait_until,
 )
 from serving.client import SentimentClient
-from serving.gateway.api_keys import hash_line, new_key
+from serving.gateway.access.api_keys import hash_line, new_key
 
 CLIENTS = 64
 UNLIMITED = {"rate_limit": "1000000", "rate_burst": "1000000",  # one address sends everything

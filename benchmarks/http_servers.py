@@ -1,5 +1,5 @@
 """The HTTP server under the gateway, on evidence: granian's WSGI interface as the gateway
-runs it (``serving.gateway.http_server``, 2 workers x 32 threads, and the same with 8
+runs it (``serving.gateway.api.http_server``, 2 workers x 32 threads, and the same with 8
 threads) against gunicorn gthread 2 x 32 (the server before, kept as the reference row),
 serving the framework-floor app and the gateway.
 
@@ -34,7 +34,7 @@ from harness.processes import (
 )
 
 WORKERS, CLIENTS = 2, 64
-APPS = {"framework floor": "benchmarks.floor_app:app", "gateway": "serving.gateway.wsgi:app"}
+APPS = {"framework floor": "benchmarks.floor_app:app", "gateway": "serving.gateway.api.wsgi:app"}
 # name -> threads per worker
 SERVERS = {"granian 2 x 32 (shipped)": 32, "granian 2 x 8": 8, "gunicorn gthread 2 x 32 (before)": 32}
 
@@ -45,7 +45,7 @@ def server_command(server: str, app: str, port: int) -> list[str]:
         return ["-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),
                 "--threads", str(SERVERS[server]), "--worker-class", "gthread", "--keep-alive", "5",
                 "--no-control-socket", app]
-    return ["-m", "serving.gateway.http_server", "--app", app]
+    return ["-m", "serving.gateway.api.http_server", "--app", app]
 
 
 def start(

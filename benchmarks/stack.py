@@ -98,7 +98,7 @@ class Stack:
         a function returning the CPU seconds its processes have used so far."""
         port = free_port()
         process = spawn(
-            ["-m", "serving.gateway.http_server", "--app", "benchmarks.floor_app:app"],
+            ["-m", "serving.gateway.api.http_server", "--app", "benchmarks.floor_app:app"],
             self.log_dir / "floor.log",
             {"GATEWAY_HTTP_PORT": str(port), "GATEWAY_HTTP_WORKERS": str(http_workers)},
         )

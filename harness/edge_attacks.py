@@ -43,7 +43,7 @@ def attacker() -> Iterator[ProcessPoolExecutor]:
 
 
 def well_formed_key() -> str:
-    return "sk_" + secrets.token_urlsafe(32)  # serving.gateway.api_keys.new_key()'s shape
+    return "sk_" + secrets.token_urlsafe(32)  # serving.gateway.access.api_keys.new_key()'s shape
 
 
 def malformed_key(index: int) -> str:

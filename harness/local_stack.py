@@ -49,12 +49,12 @@ class LocalStack:
         return self.run_dir / "model_server.log"
 
     def http_server_pids(self) -> list[int]:
-        """The gateway's HTTP server (serving.gateway.http_server) and its worker processes."""
+        """The gateway's HTTP server (serving.gateway.api.http_server) and its worker processes."""
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
                     if (os.getpgid(int(entry.name)) == self.process.pid
-                            and b"serving.gateway.http_server" in (entry / "cmdline").read_bytes()):
+                            and b"serving.gateway.api.http_server" in (entry / "cmdline").read_bytes()):
                         workers = subprocess.run(["pgrep", "-P", entry.name], capture_output=True, text=True)
                         return [int(entry.name), *map(int, workers.stdout.split())]
                 except (OSError, ProcessLookupError):

@@ -184,7 +184,7 @@ def gateway_env(model_server_address: str, models_dir: Path, metrics_dir: Path) 
 
 
 def start_gateway(model_server_address: str, models_dir: Path, log_dir: Path, **env: str) -> Gateway:
-    """The HTTP gateway (``serving.gateway.http_server``; 2 workers unless ``GATEWAY_HTTP_WORKERS`` says otherwise)."""
+    """The HTTP gateway (``serving.gateway.api.http_server``; 2 workers unless ``GATEWAY_HTTP_WORKERS`` says otherwise)."""
     port = free_port()
     metrics_dir = log_dir / f"metrics_{port}"
     metrics_dir.mkdir()
@@ -195,7 +195,7 @@ def start_gateway(model_server_address: str, models_dir: Path, log_dir: Path, **
         **env,
     }
     process = spawn(
-        ["-m", "serving.gateway.http_server"],
+        ["-m", "serving.gateway.api.http_server"],
         log_dir / f"gateway_{port}.log", environ,
     )
     gateway = Gateway(process, port, metrics_dir)
@@ -218,7 +218,7 @@ def start_grpc_gateway(
         "GATEWAY_GRPC_PORT": str(port),
         **env,
     }
-    process = spawn(["-m", "serving.gateway.grpc_server"], log_dir / f"grpc_gateway_{port}.log", environ)
+    process = spawn(["-m", "serving.gateway.api.grpc_server"], log_dir / f"grpc_gateway_{port}.log", environ)
     channel = (grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(ca_file.read_bytes()))
                if ca_file else grpc.insecure_channel(f"127.0.0.1:{port}"))
     stub = health_pb2_grpc.HealthStub(channel)

@@ -23,7 +23,7 @@ from reviews import POSITIVE
 
 from harness.processes import ROOT, free_port, gateway_env, start_gateway, start_grpc_gateway, wait_until
 from serving.client import SentimentClient
-from serving.gateway.api_keys import hash_line, new_key
+from serving.gateway.access.api_keys import hash_line, new_key
 
 
 def connection_owner(server_port: int, client_port: int, pids: list[int]) -> int | None:
@@ -133,7 +133,7 @@ def test_keys_are_checked_rotated_and_revoked_without_a_restart(model_server, mo
         gateway.process.stop()
 
 
-@pytest.mark.parametrize("server", ["serving.gateway.http_server", "serving.gateway.grpc_server"])
+@pytest.mark.parametrize("server", ["serving.gateway.api.http_server", "serving.gateway.api.grpc_server"])
 @pytest.mark.parametrize("content, problem", [("not a key line\n", "line 1: expected"),
                                               (None, "cannot read the API key file")])
 def test_a_broken_or_missing_key_file_stops_the_start_with_the_problem_named(

@@ -12,7 +12,7 @@ import pytest
 from reviews import NEGATIVE
 
 from harness.processes import start_gateway
-from serving.gateway.api_keys import hash_line, new_key
+from serving.gateway.access.api_keys import hash_line, new_key
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PHONE = {"width": 375, "height": 740}

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.processes import Gateway, ModelServer, free_port, start_gateway, start_model_server, wait_until
 from harness.two_versions import serve_two_versions, slow_to_load
-from serving.gateway.rollouts import canary_draw
+from serving.gateway.routing.rollouts import canary_draw
 from serving.predictions_log.writer import FILE_NAME, text_hash
 from text_contract.layout import TOKENIZER_FILE
 

@@ -43,7 +43,7 @@ from harness.slow_clients import NormalClient, SlowClients
 from text_contract.tokenizer import DEFAULT_MAXLEN as MAXLEN
 from training.signature import compiled_shapes
 from serving.client import SentimentClient
-from serving.gateway.api_keys import hash_line, new_key
+from serving.gateway.access.api_keys import hash_line, new_key
 
 # The first run builds the base images and every image (~10 min on 2 cores); later runs reuse them.
 # One deployment's life, in order: trained and healthy, served, rolled out, stopped, taken down.

@@ -155,7 +155,7 @@ def exported_sample_names() -> set[str]:
     """Every sample name the gateway's and the model server's metrics export."""
     from prometheus_client.metrics import MetricWrapperBase
 
-    from serving.gateway import metrics as gateway_metrics
+    from serving.gateway.observability import metrics as gateway_metrics
     from serving.model_server import metrics as model_server_metrics
 
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}

@@ -22,7 +22,7 @@ from harness.edge import EdgeRefusedToStart, start_edge
 from harness.processes import ROOT, free_port, wait_until
 from harness.slow_clients import HTTP2_HEAD, NormalClient, SlowClients
 from serving.client import SentimentClient
-from serving.gateway.api_keys import new_key
+from serving.gateway.access.api_keys import new_key
 
 SLOW_CONNECTIONS = 300
 TRICKLE_SECONDS = 3  # one body byte per interval: longer than the edge's body timeout

@@ -23,9 +23,9 @@ from harness.processes import (
     start_gateway,
     start_model_server,
 )
-from serving.gateway import metrics
-from serving.gateway.api_keys import parse_key_file
-from serving.gateway.rollouts import load_document, parse_rollouts
+from serving.gateway.observability import metrics
+from serving.gateway.access.api_keys import parse_key_file
+from serving.gateway.routing.rollouts import load_document, parse_rollouts
 from serving.gateway.settings import Settings
 
 KUBERNETES = ROOT / "deploy" / "kubernetes"

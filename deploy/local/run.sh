@@ -45,7 +45,7 @@ GATEWAY_MODEL_SERVER="127.0.0.1:$MODEL_SERVER_PORT" \
 GATEWAY_MODELS_DIR="$MODELS_DIR" \
 GATEWAY_GRPC_PORT="$GRPC_PORT" \
 GATEWAY_GRPC_REFLECTION="${GATEWAY_GRPC_REFLECTION:-true}" \
-  "$PY" -m serving.gateway.grpc_server >"$RUN_DIR/grpc_gateway.log" 2>&1 &
+  "$PY" -m serving.gateway.api.grpc_server >"$RUN_DIR/grpc_gateway.log" 2>&1 &
 GRPC_PID=$!
 trap 'kill -TERM $GRPC_PID $MODEL_SERVER_PID 2>/dev/null; wait $GRPC_PID $MODEL_SERVER_PID 2>/dev/null' EXIT
 
@@ -76,4 +76,4 @@ PROMETHEUS_MULTIPROC_DIR="$RUN_DIR/metrics" \
 GATEWAY_MODEL_SERVER="127.0.0.1:$MODEL_SERVER_PORT" \
 GATEWAY_MODELS_DIR="$MODELS_DIR" \
 GATEWAY_HTTP_PORT="$GATEWAY_HTTP_PORT" \
-  "$PY" -m serving.gateway.http_server
+  "$PY" -m serving.gateway.api.http_server

@@ -7,8 +7,8 @@ This module stays light: the HTTP server's main process imports it.
 
 from __future__ import annotations
 
-from serving.gateway.api_keys import KeyFileError, KeyStore
-from serving.gateway.rollouts import RolloutError, Router
+from serving.gateway.access.api_keys import KeyFileError, KeyStore
+from serving.gateway.routing.rollouts import RolloutError, Router
 from serving.gateway.settings import Settings, SettingsError
 
 

@@ -152,7 +152,7 @@ class Settings:
     coalesce_max_calls: int = _setting(2, POSITIVE)
     # Rows per shared call; at most the model server's max_batch_size.
     coalesce_max_rows: int = _setting(128, POSITIVE)
-    # The HTTP server (granian, serving.gateway.http_server), behind the buffering edge.
+    # The HTTP server (granian, serving.gateway.api.http_server), behind the buffering edge.
     http_host: str = _setting("127.0.0.1", text)
     http_port: int = _setting(8000, PORT)
     http_workers: int = _setting(2, POSITIVE)  # processes
@@ -163,7 +163,7 @@ class Settings:
     http_graceful_seconds: int = _setting(15, POSITIVE)
     # Browser apps on these origins may call the API (CORS); empty: no cross-origin access.
     cors_origins: tuple[str, ...] = _setting((), origins)
-    # Logs on stdout: "text", or "json" lines (serving/gateway/logs.py; the containers' choice).
+    # Logs on stdout: "text", or "json" lines (serving/gateway/observability/logs.py; the containers' choice).
     log_format: str = _setting("text", one_of("text", "json"))
     access_log: bool = _setting(False, flag)  # one line per HTTP request and gRPC call
     grpc_host: str = _setting("127.0.0.1", text)  # the gateway's own gRPC API
@@ -198,14 +198,14 @@ class Settings:
     grpc_tls_client_ca: Path | None = _setting(None, path)
     grpc_shutdown_grace_seconds: float = _setting(10.0, seconds)
     health_check_seconds: float = _setting(1.0, seconds)  # how often gRPC health follows readiness
-    # API keys (serving/gateway/api_keys.py): a file of salted key hashes, re-read when it
+    # API keys (serving/gateway/access/api_keys.py): a file of salted key hashes, re-read when it
     # changes; unset: no key is asked for.
     api_keys_file: Path | None = _setting(None, path)
     # Requests a second each API key may send to a process (token bucket; 0: no limit),
     # and the burst it may send at once. Needs keys: without them callers are not told apart.
     rate_limit_per_key: float = _setting(0.0, non_negative)
     rate_limit_burst: int = _setting(50, POSITIVE)
-    # Rollouts (serving/gateway/rollouts.py): a YAML file re-read when it changes, or the
+    # Rollouts (serving/gateway/routing/rollouts.py): a YAML file re-read when it changes, or the
     # same document inline; unset: unpinned requests go to the newest available version.
     rollouts_file: Path | None = _setting(None, path)
     rollouts: str | None = _setting(None, text)

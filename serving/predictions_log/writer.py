@@ -32,7 +32,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from serving.gateway import metrics
+from serving.gateway.observability import metrics
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import requests
 
 from harness.attack_report import RESULTS_VARIABLE, AttackReport
 from harness.local_stack import LocalStack, local_stack as start_local_stack
-from serving.gateway.api_keys import hash_line, new_key
+from serving.gateway.access.api_keys import hash_line, new_key
 
 # Per key and per address, requests a second and bursts: well above the bystander's
 # 20 a second, low enough that an attacker meets them within a few seconds.
@@ -67,7 +67,7 @@ class AttackedStack:
     def processes(self) -> dict[str, list[int]]:
         """The stack's processes by name, for their CPU time and memory (harness/attack_report.py)."""
         return {"edge": self.edge_pids(), "gateway HTTP": self.stack.http_server_pids(),
-                "gateway gRPC": self.stack.pids_of("serving.gateway.grpc_server"),
+                "gateway gRPC": self.stack.pids_of("serving.gateway.api.grpc_server"),
                 "model server": self.stack.pids_of("serving.model_server")}
 
     def bystander_send(self) -> Callable[[], None]:

@@ -42,7 +42,7 @@ def grpc_target(attacked_stack) -> str:
 
 @pytest.fixture
 def grpc_pid(attacked_stack) -> int:
-    (pid,) = attacked_stack.stack.pids_of("serving.gateway.grpc_server")
+    (pid,) = attacked_stack.stack.pids_of("serving.gateway.api.grpc_server")
     return pid
 
 

@@ -18,8 +18,8 @@ from harness.bystander import Bystander, alive, assert_served, baseline
 from harness.processes import Gateway, Listening, start_gateway, start_grpc_gateway, start_model_server
 from harness.two_versions import serve_two_versions
 from serving.client import SentimentClient
-from serving.gateway.api_keys import hash_line, new_key
-from serving.gateway.rollouts import canary_draw
+from serving.gateway.access.api_keys import hash_line, new_key
+from serving.gateway.routing.rollouts import canary_draw
 
 pytestmark = pytest.mark.attack
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
-from serving.gateway.core import AVAILABLE, SentimentService
+from serving.gateway.data_plane import AVAILABLE, DataPlane
 from serving.gateway.errors import GatewayError, ModelNotFound
-from serving.gateway.grpc_server import build_server
-from serving.gateway.http_app import create_app
+from serving.gateway.api.grpc_server import build_server
+from serving.gateway.api.http_app import create_app
 from serving.gateway.settings import Settings
 from text_contract.layout import SERVED_MODELS
 from text_contract.tokenizer import FIRST_WORD_ID, TokenizerContract
@@ -98,19 +98,19 @@ def model_client() -> InMemoryModelClient:
 
 
 @pytest.fixture
-def service(settings: Settings, model_client: InMemoryModelClient) -> SentimentService:
-    return SentimentService(settings, client=model_client)
+def service(settings: Settings, model_client: InMemoryModelClient) -> DataPlane:
+    return DataPlane(settings, client=model_client)
 
 
 @pytest.fixture
-def http(settings: Settings, service: SentimentService) -> Iterator[FlaskClient]:
+def http(settings: Settings, service: DataPlane) -> Iterator[FlaskClient]:
     app = create_app(settings, service)
     with app.test_client() as client:
         yield client
 
 
 @pytest.fixture
-def grpc_target(settings: Settings, service: SentimentService) -> Iterator[str]:
+def grpc_target(settings: Settings, service: DataPlane) -> Iterator[str]:
     """The gateway's gRPC API served in this process on a free loopback port."""
     server, _, port = build_server(replace(settings, grpc_host="127.0.0.1", grpc_port=0), service)
     server.start()

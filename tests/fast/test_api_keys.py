@@ -15,10 +15,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from serving.client import SentimentClient
-from serving.gateway.api_keys import KeyFileError, KeyStore, hash_line, new_key, parse_key_file, presented_key
-from serving.gateway.core import SentimentService
-from serving.gateway.grpc_server import build_server
-from serving.gateway.http_app import create_app
+from serving.gateway.access.api_keys import KeyFileError, KeyStore, hash_line, new_key, parse_key_file, presented_key
+from serving.gateway.data_plane import DataPlane
+from serving.gateway.api.grpc_server import build_server
+from serving.gateway.api.http_app import create_app
 from serving.gateway.watched_file import CHECK_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,8 +61,8 @@ def keys(tmp_path: Path) -> tuple[Path, str, str]:
 
 
 @pytest.fixture
-def guarded(settings, model_client, keys) -> SentimentService:
-    return SentimentService(replace(settings, api_keys_file=keys[0]), client=model_client)
+def guarded(settings, model_client, keys) -> DataPlane:
+    return DataPlane(replace(settings, api_keys_file=keys[0]), client=model_client)
 
 
 def test_http_asks_for_a_key_on_every_route_but_probes_documents_and_metrics(guarded, settings, keys, caplog):
@@ -132,13 +132,13 @@ def test_an_edited_key_file_takes_effect_without_a_restart(keys, caplog):
 
 
 def test_the_create_command_prints_the_key_once_and_its_line(tmp_path):
-    made = subprocess.run([sys.executable, "-m", "serving.gateway.api_keys", "create", "reviews-app"],
+    made = subprocess.run([sys.executable, "-m", "serving.gateway.access.api_keys", "create", "reviews-app"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     key = made.stderr.strip().rsplit(" ", 1)[1]
     (entry,) = parse_key_file(made.stdout, "stdout")
     assert entry.key_id == "reviews-app" and entry.matches(key) and key not in made.stdout
-    refused = subprocess.run([sys.executable, "-m", "serving.gateway.api_keys", "create", "bad id"],
+    refused = subprocess.run([sys.executable, "-m", "serving.gateway.access.api_keys", "create", "bad id"],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "key id" in refused.stderr
 

@@ -9,7 +9,7 @@ import pytest
 
 from harness.processes import wait_until
 
-from serving.gateway.coalescing import Coalescer
+from serving.gateway.routing.coalescing import Coalescer
 from serving.gateway.errors import ModelServerTimeout, ModelServerUnavailable
 
 

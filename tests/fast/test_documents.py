@@ -8,9 +8,9 @@ import yaml
 
 from harness.processes import ROOT
 from serving.gateway import errors
-from serving.gateway.core import SentimentService
+from serving.gateway.data_plane import DataPlane
 from serving.gateway.errors import ERROR_CODES, GatewayError
-from serving.gateway.http_app import _HTTP_ERROR_CODES, create_app
+from serving.gateway.api.http_app import _HTTP_ERROR_CODES, create_app
 
 
 def document(http) -> dict:
@@ -22,7 +22,7 @@ def document(http) -> dict:
 def test_the_document_carries_the_running_limits_models_and_versions(settings, model_client):
     custom = replace(settings, max_texts=5, max_text_chars=321, max_explained_texts=3,
                      models={"fast": "imdb_simple_rnn"}, default_model="fast")
-    with create_app(custom, SentimentService(custom, client=model_client)).test_client() as http:
+    with create_app(custom, DataPlane(custom, client=model_client)).test_client() as http:
         model_client.versions["imdb_simple_rnn"] = {4: "AVAILABLE", 5: "LOADING"}
         spec = document(http)
         assert http.get("/openapi.json").get_json() == spec
@@ -45,8 +45,8 @@ def test_every_error_code_a_client_can_meet_is_in_the_catalogue_and_the_document
     raised = {cls.code: cls.http_status for cls in vars(errors).values()
               if isinstance(cls, type) and issubclass(cls, GatewayError) and cls is not GatewayError}
     answered_by_the_app = {code: status for status, code in _HTTP_ERROR_CODES.items()}
-    literal = set(re.findall(r'"code": "(\w+)"', (ROOT / "serving/gateway/whole_body.py").read_text()))
-    literal |= set(re.findall(r'error_response\(\d+, "(\w+)"', (ROOT / "serving/gateway/http_app.py").read_text()))
+    literal = set(re.findall(r'"code": "(\w+)"', (ROOT / "serving/gateway/api/body_limit.py").read_text()))
+    literal |= set(re.findall(r'error_response\(\d+, "(\w+)"', (ROOT / "serving/gateway/api/http_app.py").read_text()))
     literal |= {"bad_request"}  # any other HTTP error Werkzeug raises
     edge_config = "".join(path.read_text() for path in (ROOT / "deploy" / "edge").glob("*.conf"))
     edge = dict((code, int(status)) for status, code in re.findall(

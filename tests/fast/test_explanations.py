@@ -11,9 +11,9 @@ import grpc
 import pytest
 
 from serving.client import SentimentClient
-from serving.gateway.core import SentimentService
-from serving.gateway.grpc_server import build_server
-from serving.gateway.http_app import create_app
+from serving.gateway.data_plane import DataPlane
+from serving.gateway.api.grpc_server import build_server
+from serving.gateway.api.http_app import create_app
 
 
 def sigmoid(score: float) -> float:
@@ -75,7 +75,7 @@ def test_a_text_without_a_known_word_is_flagged_and_explained_as_such(http):
 
 def test_texts_without_a_known_word_are_refused_when_the_gateway_is_set_to(settings, model_client):
     strict = replace(settings, refuse_no_known_words=True)
-    service = SentimentService(strict, client=model_client)
+    service = DataPlane(strict, client=model_client)
     with create_app(strict, service).test_client() as http:
         response = http.post("/v1/sentiment", json={"texts": ["good film", "zzyzx !!"]})
         assert response.status_code == 422
@@ -103,7 +103,7 @@ def test_texts_without_a_known_word_are_refused_when_the_gateway_is_set_to(setti
 ])
 def test_bad_explanation_requests_are_named(settings, model_client, body, status, fragment):
     roomy = replace(settings, max_texts=16, max_explained_texts=8)  # 9 texts: too many to explain only
-    with create_app(roomy, SentimentService(roomy, client=model_client)).test_client() as http:
+    with create_app(roomy, DataPlane(roomy, client=model_client)).test_client() as http:
         response = http.post("/v1/sentiment", json={"explain": True, **body})
     assert response.status_code == status and fragment in response.get_json()["error"]["message"]
     assert model_client.calls == []

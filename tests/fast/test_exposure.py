@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.gateway.exposure import exposure_warnings
+from serving.gateway.api.exposure import exposure_warnings
 
 
 def test_no_keys_is_said_for_both_apis(settings):

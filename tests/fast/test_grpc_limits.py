@@ -17,10 +17,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sentiment.v1 import sentiment_pb2
 
 from harness.processes import wait_until
-from serving.gateway.api_keys import hash_line, new_key
-from serving.gateway.core import SentimentService
-from serving.gateway.grpc_methods import generic_handler
-from serving.gateway.grpc_server import build_server
+from serving.gateway.access.api_keys import hash_line, new_key
+from serving.gateway.data_plane import DataPlane
+from serving.gateway.api.grpc_handlers import generic_handler
+from serving.gateway.api.grpc_server import build_server
 
 PREDICT = "/sentiment.v1.SentimentService/Predict"
 
@@ -34,7 +34,7 @@ def keyed(settings, model_client, tmp_path) -> Iterator[tuple[str, str, str]]:
     limited = replace(settings, api_keys_file=tmp_path / "keys", grpc_host="127.0.0.1", grpc_port=0,
                       grpc_max_calls_per_key=4, grpc_max_probe_calls_per_address=2,
                       grpc_message_timeout_seconds=1.0)
-    server, _, port = build_server(limited, SentimentService(limited, client=model_client))
+    server, _, port = build_server(limited, DataPlane(limited, client=model_client))
     server.start()
     yield f"127.0.0.1:{port}", holder, other
     server.stop(0)
@@ -91,11 +91,16 @@ def test_an_address_has_a_bounded_number_of_health_watches_open_and_keys_are_ser
     options = [("grpc.use_local_subchannel_pool", 1)]
     with grpc.insecure_channel(target, options) as attacker, grpc.insecure_channel(target, options) as channel:
         health = health_pb2_grpc.HealthStub(attacker)
-        watches = [health.Watch(health_pb2.HealthCheckRequest(), timeout=10) for _ in range(3)]
+        watches = []
+
+        def watch() -> health_pb2.HealthCheckResponse:  # one at a time: the server sees them in order
+            watches.append(health.Watch(health_pb2.HealthCheckRequest(), timeout=10))
+            return next(watches[-1])
+
         try:
-            first, second = next(watches[0]), next(watches[1])
+            first, second = watch(), watch()
             with pytest.raises(grpc.RpcError) as refused:
-                next(watches[2])
+                watch()
             predict = channel.unary_unary(PREDICT, request_serializer=sentiment_pb2.PredictRequest.SerializeToString,
                                           response_deserializer=sentiment_pb2.PredictResponse.FromString)
             answer = predict(sentiment_pb2.PredictRequest(texts=["a good film"]),

@@ -10,7 +10,7 @@ import pytest
 
 from harness.certificates import Certificates, make_certificates
 from serving.client import SentimentClient
-from serving.gateway.grpc_server import build_server
+from serving.gateway.api.grpc_server import build_server
 from serving.gateway.settings import Settings, SettingsError
 
 

@@ -7,9 +7,9 @@ import re
 import pytest
 from prometheus_client import generate_latest
 
-from serving.gateway.core import AVAILABLE, SentimentService
+from serving.gateway.data_plane import AVAILABLE, DataPlane
 from serving.gateway.errors import ModelServerFailure, ModelServerTimeout, ModelServerUnavailable
-from serving.gateway.http_app import create_app
+from serving.gateway.api.http_app import create_app
 
 POSITIVE = "A good film, a great plot, good acting."
 NEGATIVE = "An awful film: bad plot, bad acting."
@@ -121,7 +121,7 @@ def test_models_liveness_readiness_and_openapi(http, model_client, caplog):
     assert http.get("/healthz").get_json() == {"status": "ok"}
     assert http.get("/readyz").get_json() == {"ready": True}
     model_client.versions["imdb_simple_rnn"] = {3: "LOADING"}
-    with caplog.at_level(logging.INFO, "serving.gateway.core"):
+    with caplog.at_level(logging.INFO, "serving.gateway.data_plane"):
         not_ready = http.get("/readyz")
     assert not_ready.status_code == 503
     assert not_ready.get_json() == {"ready": False}  # model states are not for anyone who asks
@@ -138,11 +138,11 @@ def test_a_version_without_a_tokenizer_contract_is_unavailable_not_a_crash(http,
     )
 
 
-class FailingService(SentimentService):
+class FailingService(DataPlane):
     """Predictions fail with an exception nobody planned for, to reach the last-resort handler."""
 
     def predict(self, *args, **kwargs):
-        raise RuntimeError("boom in /srv/app/serving/gateway/core.py")
+        raise RuntimeError("boom in /srv/app/serving/gateway/data_plane.py")
 
 
 def test_unexpected_errors_are_logged_not_leaked(settings, model_client, caplog):
@@ -182,7 +182,7 @@ def test_every_answer_carries_a_request_id(http, sent, echoed):
 def test_cors_headers_go_only_to_the_origins_the_operator_allows(settings, service, tmp_path):
     from dataclasses import replace
 
-    from serving.gateway.api_keys import hash_line, new_key
+    from serving.gateway.access.api_keys import hash_line, new_key
 
     with create_app(settings, service).test_client() as closed:  # off by default
         answer = closed.post("/v1/sentiment", json={"text": "a good film"}, headers={"Origin": "https://app.example.com"})
@@ -191,7 +191,7 @@ def test_cors_headers_go_only_to_the_origins_the_operator_allows(settings, servi
     (tmp_path / "keys").write_text(hash_line("app", key) + "\n")
     allowed = replace(settings, cors_origins=("https://app.example.com", "http://localhost:3000"),
                       api_keys_file=tmp_path / "keys")
-    with create_app(allowed, SentimentService(allowed, client=service.client)).test_client() as http:
+    with create_app(allowed, DataPlane(allowed, client=service.client)).test_client() as http:
         preflight = http.options("/v1/sentiment", headers={
             "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "content-type, authorization"})

@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 
 from serving.client import SentimentClient
-from serving.gateway.api_keys import hash_line, new_key
-from serving.gateway.core import SentimentService
-from serving.gateway.grpc_server import build_server
-from serving.gateway.http_app import create_app
-from serving.gateway.logs import FIELDS, JsonFormatter
+from serving.gateway.access.api_keys import hash_line, new_key
+from serving.gateway.data_plane import DataPlane
+from serving.gateway.api.grpc_server import build_server
+from serving.gateway.api.http_app import create_app
+from serving.gateway.observability.logs import FIELDS, JsonFormatter
 
 
 def test_a_json_line_carries_the_message_and_the_request_fields():
@@ -36,7 +36,7 @@ def logged(settings, model_client, tmp_path):
     key = new_key()
     (tmp_path / "keys").write_text(hash_line("reviews-app", key) + "\n")
     logged_settings = replace(settings, access_log=True, api_keys_file=tmp_path / "keys")
-    return logged_settings, SentimentService(logged_settings, client=model_client), key
+    return logged_settings, DataPlane(logged_settings, client=model_client), key
 
 
 def access_lines(caplog) -> list[dict]:

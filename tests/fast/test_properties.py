@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serving.gateway.errors import GatewayError
-from serving.gateway.http_app import parse_prediction_request
+from serving.gateway.api.http_app import parse_prediction_request
 from text_contract.tokenizer import FIRST_WORD_ID, Tokenizer, TokenizerContract, split_words
 
 TOKENIZER = Tokenizer(TokenizerContract(vocabulary=tuple(f"w{i}" for i in range(9_997)) + ()))

@@ -7,11 +7,11 @@ from dataclasses import replace
 import grpc
 import pytest
 
-from serving.gateway.api_keys import hash_line, new_key
-from serving.gateway.core import SentimentService
-from serving.gateway.grpc_server import build_server
-from serving.gateway.http_app import create_app
-from serving.gateway.rate_limits import RateLimiter
+from serving.gateway.access.api_keys import hash_line, new_key
+from serving.gateway.data_plane import DataPlane
+from serving.gateway.api.grpc_server import build_server
+from serving.gateway.api.http_app import create_app
+from serving.gateway.access.rate_limits import RateLimiter
 from serving.gateway.settings import Settings, SettingsError
 from sentiment.v1 import sentiment_pb2
 
@@ -45,7 +45,7 @@ def limited(settings, model_client, tmp_path):
     noisy, quiet = new_key(), new_key()
     (tmp_path / "keys").write_text(f"{hash_line('noisy', noisy)}\n{hash_line('quiet', quiet)}\n")
     limited_settings = replace(settings, api_keys_file=tmp_path / "keys", rate_limit_per_key=0.5, rate_limit_burst=2)
-    return limited_settings, SentimentService(limited_settings, client=model_client), noisy, quiet
+    return limited_settings, DataPlane(limited_settings, client=model_client), noisy, quiet
 
 
 def test_http_answers_429_with_retry_after_to_the_key_over_its_rate_only(limited):
@@ -98,7 +98,7 @@ def test_explanations_are_charged_by_their_model_rows(settings, model_client, tm
     key, big = new_key(), new_key()
     (tmp_path / "keys").write_text(f"{hash_line('explainer', key)}\n{hash_line('big', big)}\n")
     limited = replace(settings, api_keys_file=tmp_path / "keys", rate_limit_per_key=0.001, rate_limit_burst=20)
-    with create_app(limited, SentimentService(limited, client=model_client)).test_client() as http:
+    with create_app(limited, DataPlane(limited, client=model_client)).test_client() as http:
         def explain(texts: list[str], by: str = key):
             return http.post("/v1/sentiment", json={"texts": texts, "explain": True}, headers={"X-API-Key": by})
 
@@ -121,7 +121,7 @@ def test_an_explanation_answered_by_stable_instead_of_a_pending_candidate_is_cha
     limited = replace(settings, api_keys_file=tmp_path / "keys", rate_limit_per_key=0.001, rate_limit_burst=20,
                       rollouts="lstm: {stable: 1, candidate: 2, canary_percent: 100}")
     model_client.versions["imdb_lstm"][2] = "LOADING"  # every request tries the candidate, then falls back
-    with create_app(limited, SentimentService(limited, client=model_client)).test_client() as http:
+    with create_app(limited, DataPlane(limited, client=model_client)).test_client() as http:
         def explain():
             return http.post("/v1/sentiment", json={"texts": ["good great bad awful plot acting film the " * 2] * 5,
                                                     "explain": True}, headers={"X-API-Key": key})

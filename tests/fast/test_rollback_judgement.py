@@ -7,16 +7,16 @@ from dataclasses import replace
 
 import pytest
 
-from serving.gateway.core import PredictRequest, SentimentService
+from serving.gateway.data_plane import PredictRequest, DataPlane
 from serving.gateway.errors import ModelServerTimeout
-from serving.gateway.rollouts import STABLE
+from serving.gateway.routing.rollouts import STABLE
 
 ROLLOUT = "lstm: {stable: 1, candidate: 2, canary_percent: 100, rollback: {min_requests: 5}}"
 
 
 @pytest.fixture
-def service(settings, model_client) -> SentimentService:
-    return SentimentService(replace(settings, rollouts=ROLLOUT, rpc_timeout_seconds=5.0), client=model_client)
+def service(settings, model_client) -> DataPlane:
+    return DataPlane(replace(settings, rollouts=ROLLOUT, rpc_timeout_seconds=5.0), client=model_client)
 
 
 def candidate_times_out(model_client) -> None:

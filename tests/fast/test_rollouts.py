@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.gateway.core import PredictRequest
-from serving.gateway.rollouts import (
+from serving.gateway.data_plane import PredictRequest
+from serving.gateway.routing.rollouts import (
     CANARY,
     PINNED,
     STABLE,
@@ -191,10 +191,10 @@ def test_a_missing_file_means_no_rollout_until_it_appears_and_is_looked_at_once_
 def rolled_out(settings, model_client):
     from dataclasses import replace
 
-    from serving.gateway.core import SentimentService
+    from serving.gateway.data_plane import DataPlane
 
-    def make(document: str) -> SentimentService:
-        return SentimentService(replace(settings, rollouts=document), client=model_client)
+    def make(document: str) -> DataPlane:
+        return DataPlane(replace(settings, rollouts=document), client=model_client)
 
     return make
 

@@ -10,9 +10,9 @@ import threading
 import pytest
 
 from harness.processes import wait_until
-from serving.gateway.core import AVAILABLE
+from serving.gateway.data_plane import AVAILABLE
 from serving.gateway.errors import ModelLoading, ModelNotFound, VersionNotPublished
-from serving.gateway.versions import MISS_LOOKUP_SECONDS, VersionCache
+from serving.gateway.routing.versions import MISS_LOOKUP_SECONDS, VersionCache
 
 
 class Clock:

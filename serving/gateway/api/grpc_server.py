@@ -1,6 +1,6 @@
 """The gateway's own gRPC API (``sentiment.v1.SentimentService``), beside the HTTP API.
 
-    python -m serving.gateway.grpc_server     # port from GATEWAY_GRPC_PORT (8600)
+    python -m serving.gateway.api.grpc_server     # port from GATEWAY_GRPC_PORT (8600)
 
 Same core as HTTP (validation, tokenization, model calls, metrics). Also serves the
 standard health service (``grpc.health.v1``; SERVING exactly when the gateway is
@@ -31,15 +31,15 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from sentiment.v1 import sentiment_pb2
 
-from serving.gateway import metrics
-from serving.gateway.core import Prediction, PredictRequest, SentimentService
-from serving.gateway.exposure import exposure_warnings
-from serving.gateway.grpc_interceptor import GatewayInterceptor, current_call
-from serving.gateway.grpc_methods import call_timeout, decode, generic_handler
-from serving.gateway.logs import logging_config
-from serving.gateway.open_inference_grpc import OPEN_ROUTES as OPEN_INFERENCE_OPEN_ROUTES
-from serving.gateway.open_inference_grpc import SERVICE_NAME as OPEN_INFERENCE_SERVICE
-from serving.gateway.open_inference_grpc import OpenInferenceServicer
+from serving.gateway.observability import metrics
+from serving.gateway.data_plane import Prediction, PredictRequest, DataPlane
+from serving.gateway.api.exposure import exposure_warnings
+from serving.gateway.api.grpc_interceptor import GatewayInterceptor, current_call
+from serving.gateway.api.grpc_handlers import call_timeout, decode, generic_handler
+from serving.gateway.observability.logs import logging_config
+from serving.gateway.api.v2_grpc import OPEN_ROUTES as OPEN_INFERENCE_OPEN_ROUTES
+from serving.gateway.api.v2_grpc import SERVICE_NAME as OPEN_INFERENCE_SERVICE
+from serving.gateway.api.v2_grpc import OpenInferenceServicer
 from serving.gateway.settings import Settings, SettingsError
 from serving.termination import TerminationSignal
 
@@ -63,7 +63,7 @@ def as_message(prediction: Prediction) -> sentiment_pb2.Prediction:
 class SentimentServicer:
     """The service's methods; they take the raw request bytes (see ``decode``)."""
 
-    def __init__(self, service: SentimentService) -> None:
+    def __init__(self, service: DataPlane) -> None:
         self._service = service
 
     def Predict(self, raw: bytes, context) -> sentiment_pb2.PredictResponse:  # noqa: N802 (gRPC method name)
@@ -100,7 +100,7 @@ class GrpcServer:
     ``main`` and for tests: ``start()``, ``stop(grace)``. The health status follows the
     gateway's readiness every ``GATEWAY_HEALTH_CHECK_SECONDS``."""
 
-    def __init__(self, settings: Settings, service: SentimentService) -> None:
+    def __init__(self, settings: Settings, service: DataPlane) -> None:
         self._settings = settings
         self._service = service
         self._pool = ThreadPoolExecutor(settings.grpc_max_workers, thread_name_prefix="grpc")
@@ -191,7 +191,7 @@ class GrpcServer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def build_server(settings: Settings, service: SentimentService) -> tuple[GrpcServer, HealthServicer, int]:
+def build_server(settings: Settings, service: DataPlane) -> tuple[GrpcServer, HealthServicer, int]:
     server = GrpcServer(settings, service)
     return server, server.health, server.port
 
@@ -214,7 +214,7 @@ def main() -> None:
     try:
         settings = Settings.from_env()
         logging.config.dictConfig(logging_config(settings.log_format))
-        service = SentimentService(settings)
+        service = DataPlane(settings)
         server = GrpcServer(settings, service)
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -22,7 +22,7 @@ from serving.gateway.errors import (
     ModelServerTimeout,
     ModelServerUnavailable,
 )
-from serving.gateway.request_ids import request_id_metadata
+from serving.gateway.access.request_ids import request_id_metadata
 from serving.grpc_retries import service_config
 from serving.tfs_apis import (
     get_model_metadata_pb2,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving.gateway import metrics
+from serving.gateway.observability import metrics
 from serving.gateway.errors import GatewayError, ModelServerFailure, ModelServerTimeout
 
 # (model_name, version, ids, timeout, request_ids) -> (probabilities, served version)

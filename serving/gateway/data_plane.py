@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.gateway import metrics
-from serving.gateway.coalescing import Coalescer
-from serving.gateway.contracts import ContractStore
+from serving.gateway.observability import metrics
+from serving.gateway.routing.coalescing import Coalescer
+from serving.gateway.routing.tokenizers import Tokenizers
 from serving.gateway.errors import (
     CANDIDATE_PENDING,
     GatewayError,
@@ -29,13 +29,13 @@ from serving.gateway.errors import (
     Unauthenticated,
 )
 from serving.gateway.explanations import Explanation, explain
-from serving.gateway.model_client import ModelServerClient
+from serving.gateway.routing.model_client import ModelServerClient
 from serving.gateway.operator_files import read_files
-from serving.gateway.rate_limits import RateLimiter
-from serving.gateway.rollouts import CANARY, STABLE, Route, VersionRef
+from serving.gateway.access.rate_limits import RateLimiter
+from serving.gateway.routing.rollouts import CANARY, STABLE, Route, VersionRef
 from serving.gateway.settings import Settings
-from serving.gateway.shadow import Shadow
-from serving.gateway.versions import AVAILABLE, LOADING_STATES, VersionCache
+from serving.gateway.routing.shadow import Shadow
+from serving.gateway.routing.versions import AVAILABLE, LOADING_STATES, VersionCache
 from serving.predictions_log.writer import PredictionLog
 
 log = logging.getLogger(__name__)
@@ -100,14 +100,14 @@ class ModelInfo:
     versions: dict[int, str]  # version -> state
 
 
-class SentimentService:
+class DataPlane:
     def __init__(self, settings: Settings, client: ModelServerClient | None = None) -> None:
         self.settings = settings
         self.client = client or ModelServerClient(
             settings.model_server, settings.rpc_timeout_seconds,
             lb_policy=settings.model_server_lb_policy, max_attempts=settings.model_server_max_attempts,
         )
-        self.contracts = ContractStore(settings.models_dir)
+        self._tokenizers = Tokenizers(settings.models_dir)
         self.versions = VersionCache(self.client, settings.status_cache_seconds)
         self.rollouts, self.api_keys = read_files(settings)
         self.rate_limits = RateLimiter(settings.rate_limit_per_key, settings.rate_limit_burst) \
@@ -258,7 +258,7 @@ class SentimentService:
 
         def call(shadowed: Sequence[str]) -> tuple[Sequence[float], int]:
             version = self.versions.pick(model_name, candidate)
-            ids, _ = self.contracts.tokenizer(model_name, version).encode_batch(list(shadowed))
+            ids, _ = self._tokenizers.tokenizer(model_name, version).encode_batch(list(shadowed))
             probabilities, served = self._calls.predict(model_name, version, ids, self.settings.rpc_timeout_seconds,
                                                         request_ids)
             return probabilities.tolist(), served
@@ -277,7 +277,7 @@ class SentimentService:
         started = time.perf_counter()
         request_ids = (request.request_id,) if request.request_id else ()
         pinned = self.versions.pick(model_name, route.version)
-        tokenizer = self.contracts.tokenizer(model_name, pinned)
+        tokenizer = self._tokenizers.tokenizer(model_name, pinned)
         ids, encoded = tokenizer.encode_batch(texts)
         if self.settings.refuse_no_known_words:
             for index, item in enumerate(encoded):

@@ -11,7 +11,7 @@ from concurrent.futures import Executor
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from serving.gateway.core import SentimentService
+from serving.gateway.data_plane import DataPlane
 from serving.gateway.errors import InvalidInput, ModelServerTimeout
 
 # A call needs at least this much of the client's deadline left to be worth starting.
@@ -29,7 +29,7 @@ def decode(message_type: type[Message], raw: bytes) -> Message:
         raise InvalidInput(f"malformed request: {error}") from None
 
 
-def call_timeout(service: SentimentService, context: grpc.ServicerContext) -> float:
+def call_timeout(service: DataPlane, context: grpc.ServicerContext) -> float:
     """The model call's deadline: the gateway's, or less when the client's deadline is nearer."""
     remaining = context.time_remaining()
     timeout = service.settings.rpc_timeout_seconds

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from serving.gateway import metrics
+from serving.gateway.observability import metrics
 from serving.gateway.errors import CANDIDATE_PENDING, GatewayError
 
 log = logging.getLogger(__name__)

@@ -24,17 +24,17 @@ from flask_cors import CORS
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 
-from serving.gateway import metrics
-from serving.gateway.api_keys import presented_key
-from serving.gateway.core import PredictRequest, SentimentService
+from serving.gateway.observability import metrics
+from serving.gateway.access.api_keys import presented_key
+from serving.gateway.data_plane import PredictRequest, DataPlane
 from serving.gateway.errors import GatewayError, InvalidInput, Unauthenticated
-from serving.gateway.logs import log_access
-from serving.gateway.open_inference_http import open_inference_blueprint
-from serving.gateway.openapi import openapi_document
-from serving.gateway.request_ids import HEADER as REQUEST_ID_HEADER
-from serving.gateway.request_ids import request_id
+from serving.gateway.observability.logs import log_access
+from serving.gateway.api.v2_http import open_inference_blueprint
+from serving.gateway.api.openapi import openapi_document
+from serving.gateway.access.request_ids import HEADER as REQUEST_ID_HEADER
+from serving.gateway.access.request_ids import request_id
 from serving.gateway.settings import Settings
-from serving.gateway.whole_body import WholeBody
+from serving.gateway.api.body_limit import WholeBody
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,9 @@ def _json_type(value: object) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-def create_app(settings: Settings | None = None, service: SentimentService | None = None) -> Flask:
+def create_app(settings: Settings | None = None, service: DataPlane | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    service = service or SentimentService(settings)
+    service = service or DataPlane(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False

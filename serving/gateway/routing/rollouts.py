@@ -38,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-from serving.gateway import metrics
+from serving.gateway.observability import metrics
 from serving.gateway.watched_file import CHECK_SECONDS, WatchedFile
 
 log = logging.getLogger(__name__)

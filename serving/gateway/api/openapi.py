@@ -15,14 +15,14 @@ from typing import Any
 
 import yaml
 
-from serving.gateway.core import DEFAULT_TOP_K, MAX_TOP_K, ModelInfo
+from serving.gateway.data_plane import DEFAULT_TOP_K, MAX_TOP_K, ModelInfo
 from serving.gateway.errors import ERROR_CODES
 from serving.gateway.settings import Settings
 
 # Paths open to anyone when the gateway asks for API keys (as http_app.OPEN_ENDPOINTS).
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 _TEMPLATE: dict[str, Any] = yaml.safe_load(
-    resources.files("serving.gateway").joinpath("openapi.yaml").read_text("utf-8"))
+    resources.files("serving.gateway.api").joinpath("openapi.yaml").read_text("utf-8"))
 
 
 def _error_table() -> str:

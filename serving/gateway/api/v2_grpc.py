@@ -13,11 +13,11 @@ from concurrent.futures import Executor
 import grpc
 from sentiment.openinference import open_inference_grpc_pb2 as pb
 
-from serving.gateway import open_inference as v2
-from serving.gateway.core import PredictRequest, SentimentService
+from serving.gateway.api import v2_codec as v2
+from serving.gateway.data_plane import PredictRequest, DataPlane
 from serving.gateway.errors import InvalidInput
-from serving.gateway.grpc_interceptor import current_call
-from serving.gateway.grpc_methods import call_timeout, decode, generic_handler
+from serving.gateway.api.grpc_interceptor import current_call
+from serving.gateway.api.grpc_handlers import call_timeout, decode, generic_handler
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 # Server health answers probes, as HTTP's does: no key asked.
@@ -43,7 +43,7 @@ def request_texts(request: pb.ModelInferRequest, max_texts: int) -> list[str]:
 class OpenInferenceServicer:
     """The protocol's methods; they take the raw request bytes, as ``sentiment.v1``'s do."""
 
-    def __init__(self, service: SentimentService) -> None:
+    def __init__(self, service: DataPlane) -> None:
         self._service = service
 
     def ServerLive(self, raw: bytes, context) -> pb.ServerLiveResponse:  # noqa: N802 (gRPC method names)

@@ -10,7 +10,7 @@ Several lines may be valid at once, so a key is rotated by adding the new line, 
 clients over, then deleting the old line. The file is re-read within a second of a change
 (no restart); a file that cannot be read keeps the previous keys and logs why. A presented
 key is checked against every line in constant time per line; keys are never logged, key
-ids are. ``python -m serving.gateway.api_keys create ID`` makes a key and its line.
+ids are. ``python -m serving.gateway.access.api_keys create ID`` makes a key and its line.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.gateway import metrics
+from serving.gateway.observability import metrics
 from serving.gateway.watched_file import CHECK_SECONDS, WatchedFile
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def presented_key(authorization: str | None, api_key_header: str | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.gateway.api_keys", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m serving.gateway.access.api_keys", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="make a key; print it once, and its line for the key file")
     create.add_argument("key_id", help="a name for the key's holder, e.g. reviews-app (letters, digits, ._-)")

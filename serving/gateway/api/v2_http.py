@@ -11,8 +11,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from serving.gateway import open_inference as v2
-from serving.gateway.core import PredictRequest, SentimentService
+from serving.gateway.api import v2_codec as v2
+from serving.gateway.data_plane import PredictRequest, DataPlane
 from serving.gateway.errors import GatewayError, InvalidInput
 
 
@@ -66,7 +66,7 @@ def parse_infer_request(body: object) -> tuple[list, list[str], str | None]:
     return texts, v2.selected_outputs([o["name"] for o in requested]), request_id
 
 
-def open_inference_blueprint(service: SentimentService, decode_json) -> Blueprint:
+def open_inference_blueprint(service: DataPlane, decode_json) -> Blueprint:
     routes = Blueprint("open_inference", __name__)
 
     @routes.errorhandler(GatewayError)

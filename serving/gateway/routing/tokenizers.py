@@ -17,7 +17,9 @@ from text_contract.tokenizer import Tokenizer, TokenizerContract
 log = logging.getLogger(__name__)
 
 
-class ContractStore:
+class Tokenizers:
+    """Each served version's tokenizer, read from its contract once."""
+
     def __init__(self, models_dir: Path) -> None:
         self.models_dir = models_dir
         self._tokenizers: dict[tuple[str, int], Tokenizer] = {}

@@ -4,7 +4,7 @@ A V2 request carries raw review text as a BYTES tensor named ``text`` (shape ``[
 ``[n, 1]``, like MLServer's ``str`` codec); the answer has up to three outputs, one
 element per text. This module holds what the REST and gRPC flavours share: the model
 metadata, the checks of an input tensor, the outputs and their binary form. Both
-flavours then call ``SentimentService.predict``: the same limits, coalescing, metrics
+flavours then call ``DataPlane.predict``: the same limits, coalescing, metrics
 and errors as ``sentiment.v1``, no second request path.
 """
 
@@ -18,7 +18,7 @@ from importlib.metadata import version as package_version
 
 import numpy as np
 
-from serving.gateway.core import AVAILABLE, Prediction, SentimentService
+from serving.gateway.data_plane import AVAILABLE, Prediction, DataPlane
 from serving.gateway.errors import InvalidInput, ModelNotFound, PayloadTooLarge
 
 INPUT_NAME = "text"
@@ -55,14 +55,14 @@ def model_version(text: str) -> int | None:
     return int(text)
 
 
-def check_model(service: SentimentService, model: str) -> str:
+def check_model(service: DataPlane, model: str) -> str:
     """The served name of the public ``model``; ModelNotFound for any other name."""
     if model not in service.settings.models:
         raise ModelNotFound(f"unknown model {model!r}; choose one of {sorted(service.settings.models)}")
     return service.settings.models[model]
 
 
-def model_metadata(service: SentimentService, model: str, version: str = "") -> dict:
+def model_metadata(service: DataPlane, model: str, version: str = "") -> dict:
     name = check_model(service, model)
     model_version(version)
     available = [str(v) for v, state in service.versions.states(name).items() if state == AVAILABLE]
@@ -77,7 +77,7 @@ def model_metadata(service: SentimentService, model: str, version: str = "") -> 
     }
 
 
-def model_ready(service: SentimentService, model: str, version: str = "") -> bool:
+def model_ready(service: DataPlane, model: str, version: str = "") -> bool:
     name = check_model(service, model)
     wanted = model_version(version)
     states = service.versions.states(name)

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from serving.gateway.errors import GatewayError, ModelLoading, ModelNotFound, VersionNotPublished
-from serving.gateway.model_client import ModelServerClient
-from serving.gateway.rollouts import VersionRef
+from serving.gateway.routing.model_client import ModelServerClient
+from serving.gateway.routing.rollouts import VersionRef
 
 AVAILABLE = "AVAILABLE"
 LOADING_STATES = frozenset({"START", "LOADING"})  # TF Serving's states of a version still to serve

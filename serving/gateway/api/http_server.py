@@ -1,6 +1,6 @@
 """The gateway's HTTP server: granian serving the WSGI app, configured by ``GATEWAY_HTTP_*``.
 
-    python -m serving.gateway.http_server [--app MODULE:NAME]
+    python -m serving.gateway.api.http_server [--app MODULE:NAME]
 
 Workers are processes (``GATEWAY_HTTP_WORKERS``) with ``GATEWAY_HTTP_THREADS`` threads
 each that run requests; a worker that dies is replaced; SIGTERM stops accepting,
@@ -20,12 +20,12 @@ import sys
 from granian import Granian
 from granian.constants import Interfaces
 
-from serving.gateway.exposure import exposure_warnings
-from serving.gateway.logs import logging_config
+from serving.gateway.api.exposure import exposure_warnings
+from serving.gateway.observability.logs import logging_config
 from serving.gateway.operator_files import read_files
 from serving.gateway.settings import Settings, SettingsError
 
-APP = "serving.gateway.wsgi:app"
+APP = "serving.gateway.api.wsgi:app"
 # Seconds between a worker's death and its replacement (granian's default is 3.5).
 RESPAWN_SECONDS = 1.0
 # One JSON object per request on stdout; the query string is left out.
@@ -46,7 +46,7 @@ def server(settings: Settings, app: str = APP) -> Granian:
         respawn_failed_workers=True,
         respawn_interval=RESPAWN_SECONDS,
         workers_kill_timeout=settings.http_graceful_seconds,
-        # The app writes the access log itself (serving/gateway/logs.py): it knows the key
+        # The app writes the access log itself (serving/gateway/observability/logs.py): it knows the key
         # id, the model and the version; granian's own lines share the format.
         log_access=False,
         log_dictconfig=logging_config(settings.log_format),
@@ -54,7 +54,7 @@ def server(settings: Settings, app: str = APP) -> Granian:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.gateway.http_server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m serving.gateway.api.http_server", description=__doc__.split("\n")[0])
     parser.add_argument("--app", default=APP,
                         help="the WSGI app to serve with these settings, e.g. a benchmark's [%(default)s]")
     args = parser.parse_args(argv)

@@ -1,0 +1,1 @@
+"""The gateway's transports: codecs over the data plane (HTTP, gRPC, the Open Inference Protocol)."""

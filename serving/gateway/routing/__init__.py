@@ -1,0 +1,1 @@
+"""Which version answers a request, and how the model server is called."""
