@@ -1,4 +1,12 @@
-"""The request path shared by the HTTP and gRPC APIs: validate, tokenize, predict, measure."""
+"""The data plane: the one request path of every transport (HTTP, gRPC, and the Open
+Inference Protocol over both).
+
+A transport decodes its request into a ``PredictRequest`` and encodes what comes back;
+everything between (validation, the version that answers, canary and shadow, the model
+call, explanations, per-prediction metrics, the prediction log) happens here once. Besides
+``predict``, the data plane answers the questions every protocol asks: is the gateway
+live and ready, which models and versions it serves, whether one is ready.
+"""
 
 from __future__ import annotations
 
@@ -25,13 +33,13 @@ from serving.gateway.errors import (
     NoKnownWords,
     Overloaded,
     PayloadTooLarge,
-    RateLimited,
-    Unauthenticated,
 )
 from serving.gateway.explanations import Explanation, explain
 from serving.gateway.routing.model_client import ModelServerClient
 from serving.gateway.operator_files import read_files
+from serving.gateway.access.guard import Guard
 from serving.gateway.access.rate_limits import RateLimiter
+from serving.gateway.labels import label_of
 from serving.gateway.routing.rollouts import CANARY, STABLE, Route, VersionRef
 from serving.gateway.settings import Settings
 from serving.gateway.routing.shadow import Shadow
@@ -42,6 +50,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOP_K = 10  # words per explanation unless the request asks otherwise
 MAX_TOP_K = 500  # the model's window: no text has more words to show
+# A call needs at least this much of the client's deadline left to be worth starting.
+MIN_USEFUL_SECONDS = 0.005
 # A candidate failing with these is the candidate's fault (it was unloaded, or is down, slow or
 # broken): the stable version answers instead, and the failure counts towards its rollback.
 CANDIDATE_FAILURES = (ModelNotFound, ModelServerUnavailable, ModelServerTimeout, ModelServerFailure)
@@ -57,7 +67,7 @@ class PredictRequest:
     explain: bool = False
     top_k: int | None = None  # words per explanation
     request_id: str | None = None  # keeps the client on one arm of a canary rollout
-    timeout: float | None = None  # the client's own deadline, when nearer than the gateway's
+    timeout: float | None = None  # seconds left of the client's own deadline, when it set one
     transport: str = "http"
     key_id: str | None = None  # the caller's API key id: explanations are charged to it
 
@@ -95,9 +105,22 @@ class _Charge:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    model: str
-    model_name: str
-    versions: dict[int, str]  # version -> state
+    model: str  # the public name
+    model_name: str  # the model server's
+    versions: dict[int, str]  # version -> state, in version order
+
+    @property
+    def available(self) -> list[int]:
+        return [version for version, state in self.versions.items() if state == AVAILABLE]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a request may hold, for transports that must stop parsing early."""
+
+    max_texts: int
+    max_text_chars: int
+    max_explained_texts: int
 
 
 class DataPlane:
@@ -107,12 +130,13 @@ class DataPlane:
             settings.model_server, settings.rpc_timeout_seconds,
             lb_policy=settings.model_server_lb_policy, max_attempts=settings.model_server_max_attempts,
         )
+        self.limits = Limits(settings.max_texts, settings.max_text_chars, settings.max_explained_texts)
         self._tokenizers = Tokenizers(settings.models_dir)
         self.versions = VersionCache(self.client, settings.status_cache_seconds)
-        self.rollouts, self.api_keys = read_files(settings)
-        self.rate_limits = RateLimiter(settings.rate_limit_per_key, settings.rate_limit_burst) \
-            if settings.rate_limit_per_key and settings.api_keys_file else None
-        self.shadow = Shadow(settings.shadow_max_in_flight)
+        self.rollouts, api_keys = read_files(settings)
+        self._guard = Guard(api_keys, RateLimiter(settings.rate_limit_per_key, settings.rate_limit_burst)
+                            if settings.rate_limit_per_key else None)
+        self._shadow = Shadow(settings.shadow_max_in_flight)
         self.prediction_log = PredictionLog(
             settings.prediction_log_dir, settings.prediction_log_sample_rate,
             settings.prediction_log_texts == "text", settings.prediction_log_salt,
@@ -122,33 +146,14 @@ class DataPlane:
         self._calls = Coalescer(self.client.predict, settings.coalesce_max_calls, settings.coalesce_max_rows)
         self._readiness_report: dict[str, str] = {}  # the last one logged
 
-    # -- validation, identical for both transports ------------------------------------------
+    # -- validation, identical for every transport --------------------------------------------
 
     def authenticate(self, key: str | None, transport: str) -> str | None:
         """The caller's key id, once its key is valid and within its rate; None when the
-        gateway asks for no key."""
-        if self.api_keys is None:
-            return None
-        key_id = self.api_keys.identify(key)
-        if key_id is None:
-            reason = "missing" if not key else "unknown"
-            metrics.AUTH_FAILURES.labels(transport, reason).inc()
-            raise Unauthenticated("an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
-                                  if not key else "the API key is not valid")
-        self._charge(key_id, 1, transport)
-        return key_id
+        gateway asks for no key. Transports ask before they read a request."""
+        return self._guard.authenticate(key, transport)
 
-    def _charge(self, key_id: str | None, cost: int, transport: str, why: str = "") -> None:
-        """Take ``cost`` requests' worth from the key's rate, or refuse with RateLimited."""
-        if self.rate_limits is None or key_id is None or cost <= 0:
-            return
-        if wait := self.rate_limits.admit(key_id, cost):
-            metrics.RATE_LIMITED.labels(transport, key_id).inc()
-            retry_after = max(1, math.ceil(wait))
-            raise RateLimited(f"API key {key_id!r} is over its rate of {self.rate_limits.rate:g} requests a second"
-                              f"{why}; retry after {retry_after} s", retry_after=retry_after)
-
-    def check_texts(self, texts: list) -> None:
+    def _check_texts(self, texts: list) -> None:
         limit = self.settings.max_texts
         if not texts:
             raise InvalidInput("'texts' must contain at least one text")
@@ -170,7 +175,9 @@ class DataPlane:
         public = model or self.settings.default_model
         return public if public in self.settings.models else "unknown"
 
-    def resolve_model(self, model: str | None) -> tuple[str, str]:
+    def require_model(self, model: str | None) -> tuple[str, str]:
+        """(public name, the model server's name) of ``model`` (the default model when None);
+        ModelNotFound for a name the gateway does not serve. Asks no one."""
         public = model or self.settings.default_model
         if public not in self.settings.models:
             raise ModelNotFound(f"unknown model {public!r}; choose one of {sorted(self.settings.models)}")
@@ -178,7 +185,7 @@ class DataPlane:
 
     # -- operations -------------------------------------------------------------------------
 
-    def check_explain(self, texts: list, top_k: int | None) -> int:
+    def _check_explain(self, texts: list, top_k: int | None) -> int:
         """The number of words to show per explained text."""
         if len(texts) > self.settings.max_explained_texts:
             raise PayloadTooLarge(f"explain: too many texts: {len(texts)} "
@@ -192,11 +199,13 @@ class DataPlane:
     def predict(self, request: PredictRequest) -> list[Prediction]:
         """One prediction per text; with ``explain``, each carries the ``top_k`` words that moved it most."""
         texts, version = request.texts, request.version
-        self.check_texts(texts)
-        public, model_name = self.resolve_model(request.model)
+        self._check_texts(texts)
+        public, model_name = self.require_model(request.model)
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
             raise InvalidInput(f"'version' must be a positive integer, got {version!r}")
-        words_shown = self.check_explain(texts, request.top_k) if request.explain else 0
+        if request.timeout is not None and request.timeout < MIN_USEFUL_SECONDS:
+            raise ModelServerTimeout("the client's deadline left no time for the model call")
+        words_shown = self._check_explain(texts, request.top_k) if request.explain else 0
         metrics.TEXTS_PER_REQUEST.labels(request.transport).observe(len(texts))
         # Refuse at once rather than queue: a slow model server must not pile up
         # threads and memory in the gateway.
@@ -263,7 +272,7 @@ class DataPlane:
                                                         request_ids)
             return probabilities.tolist(), served
 
-        self.shadow.submit(
+        self._shadow.submit(
             public, answered[0].model_version, texts, [p.positive_probability for p in answered], call,
             lambda succeeded, seconds: self.rollouts.record_call(public, candidate, succeeded, seconds),
             lambda agreed: self.rollouts.record_comparison(public, candidate, agreed),
@@ -276,8 +285,8 @@ class DataPlane:
         texts = request.texts
         started = time.perf_counter()
         request_ids = (request.request_id,) if request.request_id else ()
-        pinned = self.versions.pick(model_name, route.version)
-        tokenizer = self._tokenizers.tokenizer(model_name, pinned)
+        version = self.versions.pick(model_name, route.version)
+        tokenizer = self._tokenizers.tokenizer(model_name, version)
         ids, encoded = tokenizer.encode_batch(texts)
         if self.settings.refuse_no_known_words:
             for index, item in enumerate(encoded):
@@ -289,17 +298,19 @@ class DataPlane:
             # the request paid one. Never more than a full bucket holds, or it could never pass.
             rows = len(texts) + sum(item.num_tokens - item.num_oov + 1 for item in encoded)
             cost = math.ceil(rows / self.settings.max_texts)
-            if self.rate_limits is not None:
-                cost = min(cost, self.rate_limits.burst)
-            self._charge(request.key_id, cost - 1, request.transport,
-                         f" (this explanation asks the model for {rows} rows: {cost} requests' worth)")
+            if self._guard.burst is not None:
+                cost = min(cost, self._guard.burst)
+            self._guard.charge(request.key_id, cost - 1, request.transport,
+                               f" (this explanation asks the model for {rows} rows: {cost} requests' worth)")
             charge.paid = True
-        deadline = request.timeout or self.settings.rpc_timeout_seconds
-        call_duration = metrics.MODEL_CALL_DURATION.labels(public, str(pinned))
+        deadline = self.settings.rpc_timeout_seconds
+        if request.timeout is not None:
+            deadline = min(deadline, request.timeout)
+        call_duration = metrics.MODEL_CALL_DURATION.labels(public, str(version))
 
         def predict_rows(rows: np.ndarray) -> tuple[np.ndarray, int]:
             with call_duration.time():
-                return self._calls.predict(model_name, pinned, rows, deadline, request_ids)
+                return self._calls.predict(model_name, version, rows, deadline, request_ids)
 
         try:
             probabilities, served_version = predict_rows(ids)
@@ -315,13 +326,13 @@ class DataPlane:
             self.versions.forget(model_name)
             return self._predict(request, public, model_name, route, words_shown, charge, retried=True)
 
-        version = str(served_version)
-        metrics.PREDICTION_DURATION.labels(public, version, route.arm).observe(time.perf_counter() - started)
-        scores = metrics.POSITIVE_PROBABILITY.labels(public, version, route.arm)
-        tokens, oov = metrics.TOKENS_PER_TEXT.labels(public, version), metrics.OOV_RATIO.labels(public, version)
+        served = str(served_version)
+        metrics.PREDICTION_DURATION.labels(public, served, route.arm).observe(time.perf_counter() - started)
+        scores = metrics.POSITIVE_PROBABILITY.labels(public, served, route.arm)
+        tokens, oov = metrics.TOKENS_PER_TEXT.labels(public, served), metrics.OOV_RATIO.labels(public, served)
         predictions = []
         for probability, item, explanation in zip(probabilities.tolist(), encoded, explanations):
-            label = "positive" if probability >= 0.5 else "negative"
+            label = label_of(probability)
             predictions.append(Prediction(
                 positive_probability=probability,
                 label=label,
@@ -334,7 +345,7 @@ class DataPlane:
                 arm=route.arm,
                 explanation=explanation,
             ))
-            metrics.PREDICTIONS.labels(public, version, route.arm, label).inc()
+            metrics.PREDICTIONS.labels(public, served, route.arm, label).inc()
             scores.observe(probability)
             tokens.observe(item.num_tokens)
             oov.observe(item.num_oov / item.num_tokens if item.num_tokens else 0.0)
@@ -355,15 +366,43 @@ class DataPlane:
                     "truncated": prediction.truncated,
                 }, text)
 
-    def list_models(self) -> list[ModelInfo]:
-        return [
-            ModelInfo(public, name, dict(sorted(self.versions.states(name).items())))
-            for public, name in self.settings.models.items()
-        ]
+    # -- what every protocol asks besides predictions ---------------------------------------
 
-    def ready(self) -> tuple[bool, dict[str, str]]:
+    def live(self) -> bool:
+        """The process answers; nothing it depends on is asked."""
+        return True
+
+    def models(self) -> list[ModelInfo]:
+        """Every served model with its versions' states."""
+        return [ModelInfo(public, name, dict(sorted(self.versions.states(name).items())))
+                for public, name in self.settings.models.items()]
+
+    def model(self, model: str) -> ModelInfo:
+        """One served model by its public name; ModelNotFound for any other name."""
+        public, name = self.require_model(model)
+        return ModelInfo(public, name, dict(sorted(self.versions.states(name).items())))
+
+    def model_ready(self, model: str, version: int | None = None) -> bool:
+        """``version`` of ``model`` is AVAILABLE (any version, when None); ModelNotFound when
+        the model server has no such version at all."""
+        info = self.model(model)
+        if version is None:
+            return bool(info.available)
+        if version not in info.versions:
+            raise ModelNotFound(f"model {info.model!r} has no version {version}")
+        return info.versions[version] == AVAILABLE
+
+    def ready(self) -> bool:
         """Ready when the model server answers, every model has an AVAILABLE version, and no
-        rollout's stable version is still loading (unpinned requests would answer 503)."""
+        rollout's stable version is still loading (unpinned requests would answer 503). Why
+        not goes to the log when it changes, not to whoever asks."""
+        report = self._readiness()
+        if report != self._readiness_report:
+            self._readiness_report = report
+            log.info("readiness: %s", ", ".join(f"{model}: {state}" for model, state in report.items()))
+        return all(state == AVAILABLE for state in report.values())
+
+    def _readiness(self) -> dict[str, str]:
         report: dict[str, str] = {}
         for public, name in self.settings.models.items():
             try:
@@ -378,7 +417,9 @@ class DataPlane:
                 report[public] = f"stable version {rollout.stable} is loading"
             else:
                 report[public] = AVAILABLE
-        if report != self._readiness_report:  # the reasons go to the log, not to whoever asks
-            self._readiness_report = report
-            log.info("readiness: %s", ", ".join(f"{model}: {state}" for model, state in report.items()))
-        return all(state == AVAILABLE for state in report.values()), report
+        return report
+
+    def close(self) -> None:
+        """Stop the shadow copies and close the model server's channel (the process is stopping)."""
+        self._shadow.close()
+        self.client.close()

@@ -32,7 +32,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from serving.gateway.observability import metrics
+from serving.predictions_log import metrics
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class PredictionLog:
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
-            metrics.PREDICTION_LOG_DROPPED.labels("queue_full").inc()
+            metrics.DROPPED.labels("queue_full").inc()
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until the queued lines are written or dropped (for tests and shutdown)."""
@@ -102,9 +102,9 @@ class PredictionLog:
                 self._append([
                     json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for entry in batch
                 ])
-                metrics.PREDICTION_LOG_LINES.inc(len(batch))
+                metrics.LINES.inc(len(batch))
             except OSError as error:
-                metrics.PREDICTION_LOG_DROPPED.labels("write_error").inc(len(batch))
+                metrics.DROPPED.labels("write_error").inc(len(batch))
                 now = time.monotonic()
                 if now - self._last_error_log > ERROR_LOG_SECONDS:
                     self._last_error_log = now

@@ -11,11 +11,7 @@ from concurrent.futures import Executor
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-from serving.gateway.data_plane import DataPlane
-from serving.gateway.errors import InvalidInput, ModelServerTimeout
-
-# A call needs at least this much of the client's deadline left to be worth starting.
-MIN_USEFUL_SECONDS = 0.005
+from serving.gateway.errors import InvalidInput
 
 Method = Callable[[bytes, grpc.ServicerContext], Message]  # raw request bytes -> response
 
@@ -27,17 +23,6 @@ def decode(message_type: type[Message], raw: bytes) -> Message:
         return message_type.FromString(raw)
     except DecodeError as error:
         raise InvalidInput(f"malformed request: {error}") from None
-
-
-def call_timeout(service: DataPlane, context: grpc.ServicerContext) -> float:
-    """The model call's deadline: the gateway's, or less when the client's deadline is nearer."""
-    remaining = context.time_remaining()
-    timeout = service.settings.rpc_timeout_seconds
-    if remaining is not None:
-        if remaining < MIN_USEFUL_SECONDS:
-            raise ModelServerTimeout("the client's deadline left no time for the model call")
-        timeout = min(timeout, remaining)
-    return timeout
 
 
 def generic_handler(service_name: str, methods: dict[str, tuple[Method, type[Message]]],

@@ -1,8 +1,9 @@
-"""The gateway's own gRPC API (``sentiment.v1.SentimentService``), beside the HTTP API.
+"""The gateway's gRPC process: ``sentiment.v1.SentimentService`` (``sentiment_grpc``) and
+the Open Inference Protocol's ``GRPCInferenceService`` (``v2_grpc``), beside the HTTP API.
 
     python -m serving.gateway.api.grpc_server     # port from GATEWAY_GRPC_PORT (8600)
 
-Same core as HTTP (validation, tokenization, model calls, metrics). Also serves the
+Both are codecs over the data plane HTTP uses. The process also serves the
 standard health service (``grpc.health.v1``; SERVING exactly when the gateway is
 ready) and, when ``GATEWAY_GRPC_REFLECTION`` is on, server reflection.
 
@@ -22,77 +23,28 @@ import logging
 import logging.config
 import sys
 import threading
-from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from sentiment.v1 import sentiment_pb2
 
-from serving.gateway.observability import metrics
-from serving.gateway.data_plane import Prediction, PredictRequest, DataPlane
 from serving.gateway.api.exposure import exposure_warnings
-from serving.gateway.api.grpc_interceptor import GatewayInterceptor, current_call
-from serving.gateway.api.grpc_handlers import call_timeout, decode, generic_handler
-from serving.gateway.observability.logs import logging_config
+from serving.gateway.api.grpc_interceptor import GatewayInterceptor
+from serving.gateway.api.sentiment_grpc import SERVICE_NAME, SentimentServicer
 from serving.gateway.api.v2_grpc import OPEN_ROUTES as OPEN_INFERENCE_OPEN_ROUTES
 from serving.gateway.api.v2_grpc import SERVICE_NAME as OPEN_INFERENCE_SERVICE
 from serving.gateway.api.v2_grpc import OpenInferenceServicer
+from serving.gateway.data_plane import DataPlane
+from serving.gateway.observability import metrics
+from serving.gateway.observability.logs import logging_config
 from serving.gateway.settings import Settings, SettingsError
 from serving.termination import TerminationSignal
 
 log = logging.getLogger(__name__)
-SERVICE_NAME = sentiment_pb2.DESCRIPTOR.services_by_name["SentimentService"].full_name
 # A connection past its age gets this long for the calls in progress on it.
 CONNECTION_AGE_GRACE_MS = 60_000
-
-
-def as_message(prediction: Prediction) -> sentiment_pb2.Prediction:
-    fields = prediction.to_json()
-    fields.pop("explanation", None)
-    fields.pop("explanation_note", None)
-    message = sentiment_pb2.Prediction(**fields)
-    if prediction.explanation is not None:
-        message.explanation.extend(sentiment_pb2.WordEffect(**word.to_json()) for word in prediction.explanation.words)
-        message.explanation_note = prediction.explanation.note or ""
-    return message
-
-
-class SentimentServicer:
-    """The service's methods; they take the raw request bytes (see ``decode``)."""
-
-    def __init__(self, service: DataPlane) -> None:
-        self._service = service
-
-    def Predict(self, raw: bytes, context) -> sentiment_pb2.PredictResponse:  # noqa: N802 (gRPC method name)
-        request = decode(sentiment_pb2.PredictRequest, raw)
-        call = current_call()
-        call.model = self._service.model_label(request.model)
-        predictions = self._service.predict(PredictRequest(
-            list(request.texts), request.model or None, request.version or None,
-            explain=request.explain, top_k=request.explain_top_k or None, request_id=call.request_id,
-            timeout=call_timeout(self._service, context), transport="grpc", key_id=call.key_id,
-        ))
-        call.version = predictions[0].model_version
-        return sentiment_pb2.PredictResponse(predictions=[as_message(p) for p in predictions])
-
-    def ListModels(self, raw: bytes, context) -> sentiment_pb2.ListModelsResponse:  # noqa: N802
-        decode(sentiment_pb2.ListModelsRequest, raw)
-        return sentiment_pb2.ListModelsResponse(models=[
-            sentiment_pb2.Model(
-                model=m.model, model_name=m.model_name,
-                versions=[sentiment_pb2.ModelVersion(version=v, state=s) for v, s in m.versions.items()],
-            )
-            for m in self._service.list_models()
-        ])
-
-    def handler(self, pool: futures.Executor) -> grpc.GenericRpcHandler:
-        return generic_handler(SERVICE_NAME, {
-            "Predict": (self.Predict, sentiment_pb2.PredictResponse),
-            "ListModels": (self.ListModels, sentiment_pb2.ListModelsResponse),
-        }, pool)
 
 
 class GrpcServer:
@@ -161,7 +113,7 @@ class GrpcServer:
         """Keep the health status equal to the gateway's readiness."""
         loop = asyncio.get_running_loop()
         while True:
-            ready, _ = await loop.run_in_executor(self._pool, self._service.ready)
+            ready = await loop.run_in_executor(self._pool, self._service.ready)
             status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
             for name in ("", SERVICE_NAME):
                 await self.health.set(name, status)
@@ -228,6 +180,7 @@ def main() -> None:
     termination.wait()
     log.info("shutting down: refusing new calls, finishing those in flight")
     server.stop(settings.grpc_shutdown_grace_seconds)
+    service.close()
 
 
 if __name__ == "__main__":

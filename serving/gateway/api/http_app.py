@@ -24,17 +24,18 @@ from flask_cors import CORS
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import HTTPException
 
-from serving.gateway.observability import metrics
 from serving.gateway.access.api_keys import presented_key
-from serving.gateway.data_plane import PredictRequest, DataPlane
-from serving.gateway.errors import GatewayError, InvalidInput, Unauthenticated
-from serving.gateway.observability.logs import log_access
-from serving.gateway.api.v2_http import open_inference_blueprint
-from serving.gateway.api.openapi import openapi_document
 from serving.gateway.access.request_ids import HEADER as REQUEST_ID_HEADER
 from serving.gateway.access.request_ids import request_id
-from serving.gateway.settings import Settings
 from serving.gateway.api.body_limit import WholeBody
+from serving.gateway.api.openapi import openapi_document
+from serving.gateway.api.responses import json_response
+from serving.gateway.api.v2_http import open_inference_blueprint
+from serving.gateway.data_plane import DataPlane, PredictRequest
+from serving.gateway.errors import GatewayError, InvalidInput, Unauthenticated
+from serving.gateway.observability import metrics
+from serving.gateway.observability.logs import log_access
+from serving.gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,7 @@ OPEN_ENDPOINTS = frozenset({
 
 
 def error_response(status: int, code: str, message: str, retry_after: int | None = None) -> Response:
-    response = jsonify(error={"code": code, "message": message})
-    response.status_code = status
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
-    return response
+    return json_response({"error": {"code": code, "message": message}}, status, retry_after)
 
 
 def decode_json(raw: bytes) -> object:
@@ -202,19 +199,17 @@ def create_app(settings: Settings | None = None, service: DataPlane | None = Non
         return jsonify(models=[
             {"model": m.model, "model_name": m.model_name,
              "versions": [{"version": v, "state": s} for v, s in m.versions.items()]}
-            for m in service.list_models()
+            for m in service.models()
         ])
 
     @app.get("/healthz")
     def liveness() -> Response:
-        return jsonify(status="ok")
+        return json_response({"status": "ok"}, 200 if service.live() else 503)
 
     @app.get("/readyz")
     def readiness() -> Response:
-        ready, _ = service.ready()  # why not: in the gateway's log; model states are for key holders
-        response = jsonify(ready=ready)
-        response.status_code = 200 if ready else 503
-        return response
+        ready = service.ready()  # why not is in the gateway's log; model states are for key holders
+        return json_response({"ready": ready}, 200 if ready else 503)
 
     @app.get("/metrics")
     def prometheus_metrics() -> Response:
@@ -223,10 +218,11 @@ def create_app(settings: Settings | None = None, service: DataPlane | None = Non
 
     def current_openapi() -> dict:
         try:
-            models = service.list_models()
+            models = service.models()
         except GatewayError:  # the model server is away: the document without today's versions
             models = None
-        return openapi_document(settings, models)
+        open_paths = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in OPEN_ENDPOINTS}
+        return openapi_document(settings, models, open_paths)
 
     @app.get("/openapi.yaml")
     def openapi_yaml() -> Response:

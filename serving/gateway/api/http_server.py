@@ -28,7 +28,6 @@ from serving.gateway.settings import Settings, SettingsError
 APP = "serving.gateway.api.wsgi:app"
 # Seconds between a worker's death and its replacement (granian's default is 3.5).
 RESPAWN_SECONDS = 1.0
-# One JSON object per request on stdout; the query string is left out.
 
 
 def server(settings: Settings, app: str = APP) -> Granian:

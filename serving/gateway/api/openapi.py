@@ -10,6 +10,7 @@ cannot drift from what the gateway does.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection
 from importlib import resources
 from typing import Any
 
@@ -19,8 +20,6 @@ from serving.gateway.data_plane import DEFAULT_TOP_K, MAX_TOP_K, ModelInfo
 from serving.gateway.errors import ERROR_CODES
 from serving.gateway.settings import Settings
 
-# Paths open to anyone when the gateway asks for API keys (as http_app.OPEN_ENDPOINTS).
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v2/health/live", "/v2/health/ready"})
 _TEMPLATE: dict[str, Any] = yaml.safe_load(
     resources.files("serving.gateway.api").joinpath("openapi.yaml").read_text("utf-8"))
 
@@ -30,9 +29,9 @@ def _error_table() -> str:
     return f"| code | HTTP | meaning |\n|---|---|---|\n{rows}"
 
 
-def openapi_document(settings: Settings, models: list[ModelInfo] | None) -> dict[str, Any]:
+def openapi_document(settings: Settings, models: list[ModelInfo] | None, open_paths: Collection[str]) -> dict[str, Any]:
     """The document for ``settings``; ``models`` (None when the model server cannot say)
-    adds the versions available now."""
+    adds the versions available now; ``open_paths`` take no key."""
     document = copy.deepcopy(_TEMPLATE)
     document["info"]["description"] += (
         f"\n\nLimits: at most {settings.max_texts} texts per request "
@@ -50,7 +49,7 @@ def openapi_document(settings: Settings, models: list[ModelInfo] | None) -> dict
     request["explain_top_k"].update(maximum=MAX_TOP_K, description=f"Words per explanation (default {DEFAULT_TOP_K}).")
     if models is not None:
         available = "; ".join(
-            f"{m.model}: {', '.join(str(v) for v, state in m.versions.items() if state == 'AVAILABLE') or 'none'}"
+            f"{m.model}: {', '.join(str(v) for v in m.available) or 'none'}"
             for m in models)
         request["version"]["description"] += f" Available now: {available}."
     refused = "refuses such texts with 422" if settings.refuse_no_known_words else "answers such texts"
@@ -63,17 +62,17 @@ def openapi_document(settings: Settings, models: list[ModelInfo] | None) -> dict
     v2_input["data"]["maxItems"] = settings.max_texts
     v2_input["shape"]["items"]["maximum"] = settings.max_texts
     if settings.api_keys_file:
-        _require_keys(document)
+        _require_keys(document, open_paths)
     return document
 
 
-def _require_keys(document: dict[str, Any]) -> None:
+def _require_keys(document: dict[str, Any], open_paths: Collection[str]) -> None:
     document["components"]["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"},
         "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
     }
     for path, operations in document["paths"].items():
-        if path in OPEN_PATHS:
+        if path in open_paths:
             continue
         for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:

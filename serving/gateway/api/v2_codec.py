@@ -1,4 +1,4 @@
-"""The Open Inference Protocol ("V2") over the gateway's shared core.
+"""The Open Inference Protocol ("V2") over the gateway's data plane.
 
 A V2 request carries raw review text as a BYTES tensor named ``text`` (shape ``[n]`` or
 ``[n, 1]``, like MLServer's ``str`` codec); the answer has up to three outputs, one
@@ -18,7 +18,7 @@ from importlib.metadata import version as package_version
 
 import numpy as np
 
-from serving.gateway.data_plane import AVAILABLE, Prediction, DataPlane
+from serving.gateway.data_plane import DataPlane, Prediction
 from serving.gateway.errors import InvalidInput, ModelNotFound, PayloadTooLarge
 
 INPUT_NAME = "text"
@@ -55,17 +55,10 @@ def model_version(text: str) -> int | None:
     return int(text)
 
 
-def check_model(service: DataPlane, model: str) -> str:
-    """The served name of the public ``model``; ModelNotFound for any other name."""
-    if model not in service.settings.models:
-        raise ModelNotFound(f"unknown model {model!r}; choose one of {sorted(service.settings.models)}")
-    return service.settings.models[model]
-
-
 def model_metadata(service: DataPlane, model: str, version: str = "") -> dict:
-    name = check_model(service, model)
+    info = service.model(model)
     model_version(version)
-    available = [str(v) for v, state in service.versions.states(name).items() if state == AVAILABLE]
+    available = [str(v) for v in info.available]
     if version and version not in available:
         raise ModelNotFound(f"model {model!r} has no available version {version!r}")
     return {
@@ -78,14 +71,7 @@ def model_metadata(service: DataPlane, model: str, version: str = "") -> dict:
 
 
 def model_ready(service: DataPlane, model: str, version: str = "") -> bool:
-    name = check_model(service, model)
-    wanted = model_version(version)
-    states = service.versions.states(name)
-    if wanted is None:
-        return AVAILABLE in states.values()
-    if wanted not in states:
-        raise ModelNotFound(f"model {model!r} has no version {wanted}")
-    return states[wanted] == AVAILABLE
+    return service.model_ready(model, model_version(version))
 
 
 def check_parameters(fields: dict, where: str) -> None:

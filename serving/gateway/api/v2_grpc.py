@@ -14,10 +14,10 @@ import grpc
 from sentiment.openinference import open_inference_grpc_pb2 as pb
 
 from serving.gateway.api import v2_codec as v2
-from serving.gateway.data_plane import PredictRequest, DataPlane
-from serving.gateway.errors import InvalidInput
+from serving.gateway.api.grpc_handlers import decode, generic_handler
 from serving.gateway.api.grpc_interceptor import current_call
-from serving.gateway.api.grpc_handlers import call_timeout, decode, generic_handler
+from serving.gateway.data_plane import DataPlane, PredictRequest
+from serving.gateway.errors import InvalidInput
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 # Server health answers probes, as HTTP's does: no key asked.
@@ -52,7 +52,7 @@ class OpenInferenceServicer:
 
     def ServerReady(self, raw: bytes, context) -> pb.ServerReadyResponse:  # noqa: N802
         decode(pb.ServerReadyRequest, raw)
-        return pb.ServerReadyResponse(ready=self._service.ready()[0])
+        return pb.ServerReadyResponse(ready=self._service.ready())
 
     def ModelReady(self, raw: bytes, context) -> pb.ModelReadyResponse:  # noqa: N802
         request = decode(pb.ModelReadyRequest, raw)
@@ -76,13 +76,13 @@ class OpenInferenceServicer:
         request = decode(pb.ModelInferRequest, raw)
         call = current_call()
         call.model = self._service.model_label(request.model_name)
-        v2.check_model(self._service, request.model_name)
+        self._service.require_model(request.model_name)
         version = v2.model_version(request.model_version)
-        texts = request_texts(request, self._service.settings.max_texts)
+        texts = request_texts(request, self._service.limits.max_texts)
         names = v2.selected_outputs([o.name for o in request.outputs])
         predictions = self._service.predict(PredictRequest(
             texts, request.model_name, version, request_id=call.request_id,
-            timeout=call_timeout(self._service, context), transport="grpc", key_id=call.key_id,
+            timeout=context.time_remaining(), transport="grpc", key_id=call.key_id,
         ))
         call.version = predictions[0].model_version
         tensors = v2.outputs(predictions, names)

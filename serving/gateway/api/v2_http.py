@@ -12,16 +12,13 @@ from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from serving.gateway.api import v2_codec as v2
-from serving.gateway.data_plane import PredictRequest, DataPlane
+from serving.gateway.api.responses import json_response
+from serving.gateway.data_plane import DataPlane, PredictRequest
 from serving.gateway.errors import GatewayError, InvalidInput
 
 
 def _error(status: int, message: str, retry_after: int | None = None) -> Response:
-    response = jsonify(error=message)
-    response.status_code = status
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
-    return response
+    return json_response({"error": message}, status, retry_after)  # the protocol's error shape
 
 
 def _status(ok: bool, not_ok: int = 503) -> Response:
@@ -83,7 +80,7 @@ def open_inference_blueprint(service: DataPlane, decode_json) -> Blueprint:
 
     @routes.get("/v2/health/ready")
     def ready() -> Response:
-        return _status(service.ready()[0])
+        return _status(service.ready())
 
     @routes.get("/v2")
     def server_metadata() -> Response:
@@ -108,7 +105,7 @@ def open_inference_blueprint(service: DataPlane, decode_json) -> Blueprint:
         g.model = service.model_label(model)
         if "Inference-Header-Content-Length" in request.headers:
             raise InvalidInput("binary tensor data (Triton's extension) is not supported: send the data as JSON")
-        v2.check_model(service, model)
+        service.require_model(model)
         version_number = v2.model_version(model_version)
         texts, names, request_id = parse_infer_request(decode_json(request.get_data()))
         predictions = service.predict(PredictRequest(texts, model, version_number, request_id=g.request_id,

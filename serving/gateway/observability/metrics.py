@@ -96,10 +96,6 @@ SHADOW_DIFFERENCE = Histogram(
     "sentiment_shadow_probability_difference", "|candidate - stable| positive probability of shadowed texts",
     ["model", "stable_version", "candidate_version"], buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0),
 )
-PREDICTION_LOG_LINES = Counter("sentiment_prediction_log_lines", "Sampled predictions written to the log")
-PREDICTION_LOG_DROPPED = Counter(
-    "sentiment_prediction_log_dropped", "Sampled predictions not written: queue_full or write_error", ["reason"]
-)
 IN_FLIGHT = Gauge(
     "sentiment_in_flight_requests", "Requests being processed", ["transport"], multiprocess_mode="livesum"
 )

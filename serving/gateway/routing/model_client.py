@@ -76,7 +76,6 @@ class ModelServerClient:
         lb_policy: str = "pick_first",
         max_attempts: int = 3,
     ) -> None:
-        self.address = address
         self.timeout_seconds = timeout_seconds
         self._channel = grpc.insecure_channel(
             address,

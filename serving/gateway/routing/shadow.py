@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from serving.gateway.observability import metrics
 from serving.gateway.errors import CANDIDATE_PENDING, GatewayError
+from serving.gateway.labels import label_of
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,6 @@ CandidateCall = Callable[[Sequence[str]], tuple[Sequence[float], int]]
 # (succeeded, seconds) and (agreed) reports on the candidate's health
 CallReport = Callable[[bool, float], None]
 ComparisonReport = Callable[[bool], None]
-
-
-def label_of(probability: float) -> str:
-    return "positive" if probability >= 0.5 else "negative"
 
 
 class Shadow:
