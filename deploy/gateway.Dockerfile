@@ -23,8 +23,8 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN --mount=type=cache,target=/root/.cache/pip \
     python3 -m venv /opt/venv \
- && pip install -c requirements.lock flask flask-cors granian prometheus-client numpy protobuf pyyaml swagger-ui-bundle \
-        grpcio grpcio-health-checking grpcio-reflection \
+ && pip install -c requirements.lock flask flask-cors granian prometheus-client numpy protobuf pydantic-settings pyyaml \
+        swagger-ui-bundle grpcio grpcio-health-checking grpcio-reflection \
  && pip install -c requirements.lock --no-deps tensorflow-serving-api
 COPY --from=tf-protos /tf-protos/tensorflow /opt/venv/lib/python3.11/site-packages/tensorflow
 COPY text_contract/ text_contract/

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
-from dataclasses import fields
 from pathlib import Path
 
 import kubernetes_validate
@@ -157,7 +156,7 @@ def test_tf_serving_config_files_are_the_ones_compose_mounts(base):
 def test_gateway_ports_probes_and_environment_match_what_the_gateway_reads(base, gateway):
     http, grpc_container = containers(base, "gateway")["http"], containers(base, "gateway")["grpc"]
     compose_env = {name: compose_default(value) for name, value in COMPOSE["gateway"]["environment"].items()}
-    settings_fields = {Settings.variable(setting.name) for setting in fields(Settings)}
+    settings_fields = {Settings.variable(name) for name in Settings.model_fields}
     for variables in (env(http), env(grpc_container), compose_env):
         unknown = {name for name in variables if name.startswith("GATEWAY_")} - settings_fields
         assert not unknown, f"variables the gateway does not read: {unknown}"

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.gateway.observability import metrics
-from serving.gateway.routing.coalescing import Coalescer
-from serving.gateway.routing.tokenizers import Tokenizers
+from serving.gateway.access.guard import Guard
+from serving.gateway.access.rate_limits import RateLimiter
 from serving.gateway.errors import (
     CANDIDATE_PENDING,
     GatewayError,
@@ -35,15 +34,16 @@ from serving.gateway.errors import (
     PayloadTooLarge,
 )
 from serving.gateway.explanations import Explanation, explain
-from serving.gateway.routing.model_client import ModelServerClient
-from serving.gateway.operator_files import read_files
-from serving.gateway.access.guard import Guard
-from serving.gateway.access.rate_limits import RateLimiter
 from serving.gateway.labels import label_of
+from serving.gateway.observability import metrics
+from serving.gateway.operator_files import read_files
+from serving.gateway.routing.coalescing import Coalescer
+from serving.gateway.routing.model_client import ModelServerClient
 from serving.gateway.routing.rollouts import CANARY, STABLE, Route, VersionRef
-from serving.gateway.settings import Settings
 from serving.gateway.routing.shadow import Shadow
+from serving.gateway.routing.tokenizers import Tokenizers
 from serving.gateway.routing.versions import AVAILABLE, LOADING_STATES, VersionCache
+from serving.gateway.settings import Settings
 from serving.predictions_log.writer import PredictionLog
 
 log = logging.getLogger(__name__)
@@ -114,15 +114,6 @@ class ModelInfo:
         return [version for version, state in self.versions.items() if state == AVAILABLE]
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What a request may hold, for transports that must stop parsing early."""
-
-    max_texts: int
-    max_text_chars: int
-    max_explained_texts: int
-
-
 class DataPlane:
     def __init__(self, settings: Settings, client: ModelServerClient | None = None) -> None:
         self.settings = settings
@@ -130,7 +121,6 @@ class DataPlane:
             settings.model_server, settings.rpc_timeout_seconds,
             lb_policy=settings.model_server_lb_policy, max_attempts=settings.model_server_max_attempts,
         )
-        self.limits = Limits(settings.max_texts, settings.max_text_chars, settings.max_explained_texts)
         self._tokenizers = Tokenizers(settings.models_dir)
         self.versions = VersionCache(self.client, settings.status_cache_seconds)
         self.rollouts, api_keys = read_files(settings)
@@ -145,6 +135,11 @@ class DataPlane:
         self._slots = threading.BoundedSemaphore(settings.max_in_flight)
         self._calls = Coalescer(self.client.predict, settings.coalesce_max_calls, settings.coalesce_max_rows)
         self._readiness_report: dict[str, str] = {}  # the last one logged
+
+    @property
+    def max_texts(self) -> int:
+        """Texts per request, for transports that must stop parsing at the limit."""
+        return self.settings.max_texts
 
     # -- validation, identical for every transport --------------------------------------------
 
@@ -374,8 +369,7 @@ class DataPlane:
 
     def models(self) -> list[ModelInfo]:
         """Every served model with its versions' states."""
-        return [ModelInfo(public, name, dict(sorted(self.versions.states(name).items())))
-                for public, name in self.settings.models.items()]
+        return [self.model(public) for public in self.settings.models]
 
     def model(self, model: str) -> ModelInfo:
         """One served model by its public name; ModelNotFound for any other name."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +111,7 @@ def http(settings: Settings, service: DataPlane) -> Iterator[FlaskClient]:
 @pytest.fixture
 def grpc_target(settings: Settings, service: DataPlane) -> Iterator[str]:
     """The gateway's gRPC API served in this process on a free loopback port."""
-    server, _, port = build_server(replace(settings, grpc_host="127.0.0.1", grpc_port=0), service)
+    server, _, port = build_server(settings.with_changes(grpc_host="127.0.0.1", grpc_port=0), service)
     server.start()
     yield f"127.0.0.1:{port}"
     server.stop(0)

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -62,7 +61,7 @@ def keys(tmp_path: Path) -> tuple[Path, str, str]:
 
 @pytest.fixture
 def guarded(settings, model_client, keys) -> DataPlane:
-    return DataPlane(replace(settings, api_keys_file=keys[0]), client=model_client)
+    return DataPlane(settings.with_changes(api_keys_file=keys[0]), client=model_client)
 
 
 def test_http_asks_for_a_key_on_every_route_but_probes_documents_and_metrics(guarded, settings, keys, caplog):
@@ -84,7 +83,7 @@ def test_http_asks_for_a_key_on_every_route_but_probes_documents_and_metrics(gua
 
 def test_grpc_answers_unauthenticated_without_a_valid_key(guarded, settings, keys):
     _, first, _ = keys
-    server, _, port = build_server(replace(settings, grpc_host="127.0.0.1", grpc_port=0), guarded)
+    server, _, port = build_server(settings.with_changes(grpc_host="127.0.0.1", grpc_port=0), guarded)
     server.start()
     try:
         target = f"127.0.0.1:{port}"
@@ -144,7 +143,7 @@ def test_the_create_command_prints_the_key_once_and_its_line(tmp_path):
 
 
 def test_v2_refusals_use_the_protocol_error_shape_and_the_document_shows_the_schemes(guarded, settings):
-    with create_app(replace(settings, api_keys_file=guarded.settings.api_keys_file), guarded).test_client() as http:
+    with create_app(settings.with_changes(api_keys_file=guarded.settings.api_keys_file), guarded).test_client() as http:
         refused = http.post("/v2/models/lstm/infer", json={})
         assert refused.status_code == 401 and isinstance(refused.get_json()["error"], str)
         spec = http.get("/openapi.json").get_json()

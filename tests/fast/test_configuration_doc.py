@@ -1,5 +1,5 @@
 """docs/configuration.md names every GATEWAY_*, MODEL_SERVER_*, EDGE_* and SENTIMENT_* variable
-the code reads, and no other."""
+the code reads, and no other, and gives each gateway setting the default the code has."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import functools
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import fields
 from pathlib import Path
 
 from serving.gateway.settings import Settings
@@ -32,7 +31,8 @@ def source_files() -> Iterator[Path]:
 
 @functools.cache
 def read_by_the_code() -> dict[str, frozenset[str]]:
-    found: dict[str, set[str]] = {Settings.variable(f.name): {"serving/gateway/settings.py"} for f in fields(Settings)}
+    found: dict[str, set[str]] = {
+        Settings.variable(name): {"serving/gateway/settings.py"} for name in Settings.model_fields}
     for path in source_files():
         if path.suffix == ".py":
             pattern = PYTHON_READ
@@ -65,3 +65,31 @@ def test_the_document_names_exactly_the_variables_the_code_reads():
     assert not missing, f"read by the code but not in docs/configuration.md: {missing}"
     unread = sorted(documented - set(found))
     assert not unread, f"in docs/configuration.md but read by no code: {unread}"
+
+
+def shown(value: object) -> str:
+    """A default as the document writes it."""
+    if value is None:
+        return "unset"
+    if value == ():
+        return "empty"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict):
+        return ",".join(f"{public}={served}" for public, served in value.items())
+    return str(value)
+
+
+def test_the_document_gives_the_defaults_of_the_gateway_settings():
+    documented = {}
+    rows = re.findall(r"^\| (`GATEWAY_[^|]*) \| ([^|]*) \|", DOC.read_text(encoding="utf-8"), re.MULTILINE)
+    # A row of several variables gives one default for each of them, or one for all.
+    for names, defaults in rows:
+        variables = re.findall(r"`(GATEWAY_[A-Z0-9_]+)`", names)
+        values = [re.sub(r"`| \(.*\)", "", value) for value in defaults.strip().split(", ")]
+        documented.update(zip(variables, values if len(values) > 1 else values * len(variables), strict=True))
+    defaults = {Settings.variable(name): shown(field.get_default(call_default_factory=True))
+                for name, field in Settings.model_fields.items()}
+    assert documented == defaults

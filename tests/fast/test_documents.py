@@ -2,7 +2,6 @@
 a client can meet; the demo and /docs pages and their assets are served from the package."""
 
 import re
-from dataclasses import replace
 
 import yaml
 
@@ -20,8 +19,8 @@ def document(http) -> dict:
 
 
 def test_the_document_carries_the_running_limits_models_and_versions(settings, model_client):
-    custom = replace(settings, max_texts=5, max_text_chars=321, max_explained_texts=3,
-                     models={"fast": "imdb_simple_rnn"}, default_model="fast")
+    custom = settings.with_changes(max_texts=5, max_text_chars=321, max_explained_texts=3,
+                                   models={"fast": "imdb_simple_rnn"}, default_model="fast")
     with create_app(custom, DataPlane(custom, client=model_client)).test_client() as http:
         model_client.versions["imdb_simple_rnn"] = {4: "AVAILABLE", 5: "LOADING"}
         spec = document(http)

@@ -5,7 +5,6 @@ of positive words minus negative ones), so every effect can be computed by hand.
 """
 
 import math
-from dataclasses import replace
 
 import grpc
 import pytest
@@ -74,7 +73,7 @@ def test_a_text_without_a_known_word_is_flagged_and_explained_as_such(http):
 
 
 def test_texts_without_a_known_word_are_refused_when_the_gateway_is_set_to(settings, model_client):
-    strict = replace(settings, refuse_no_known_words=True)
+    strict = settings.with_changes(refuse_no_known_words=True)
     service = DataPlane(strict, client=model_client)
     with create_app(strict, service).test_client() as http:
         response = http.post("/v1/sentiment", json={"texts": ["good film", "zzyzx !!"]})
@@ -82,7 +81,7 @@ def test_texts_without_a_known_word_are_refused_when_the_gateway_is_set_to(setti
         assert response.get_json()["error"] == {
             "code": "no_known_words", "message": "texts[1] has no word in the model's vocabulary"}
         assert model_client.calls == []
-    server, _, port = build_server(replace(strict, grpc_host="127.0.0.1", grpc_port=0), service)
+    server, _, port = build_server(strict.with_changes(grpc_host="127.0.0.1", grpc_port=0), service)
     server.start()
     try:
         with SentimentClient(f"127.0.0.1:{port}") as client, pytest.raises(grpc.RpcError) as refused:
@@ -102,7 +101,7 @@ def test_texts_without_a_known_word_are_refused_when_the_gateway_is_set_to(setti
     ({"text": "good", "explain": False, "explain_top_k": 3}, 400, "needs 'explain': true"),
 ])
 def test_bad_explanation_requests_are_named(settings, model_client, body, status, fragment):
-    roomy = replace(settings, max_texts=16, max_explained_texts=8)  # 9 texts: too many to explain only
+    roomy = settings.with_changes(max_texts=16, max_explained_texts=8)  # 9 texts: too many to explain only
     with create_app(roomy, DataPlane(roomy, client=model_client)).test_client() as http:
         response = http.post("/v1/sentiment", json={"explain": True, **body})
     assert response.status_code == status and fragment in response.get_json()["error"]["message"]

@@ -1,6 +1,5 @@
 """Start-up warnings: no keys at all, or keys that would cross a network in clear."""
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ def test_no_keys_is_said_for_both_apis(settings):
     ("127.0.0.1", False, False), ("::1", False, False), ("localhost", False, False), ("0.0.0.0", True, False),
 ])
 def test_keys_in_clear_on_a_reachable_grpc_port_are_said(settings, host, tls, warned):
-    keyed = replace(settings, api_keys_file=Path("keys"), grpc_host=host,
-                    grpc_tls_cert=Path("c") if tls else None, grpc_tls_key=Path("k") if tls else None)
+    keyed = settings.with_changes(api_keys_file=Path("keys"), grpc_host=host,
+                                  grpc_tls_cert=Path("c") if tls else None, grpc_tls_key=Path("k") if tls else None)
     warnings = exposure_warnings(keyed, grpc=True)
     assert bool(warnings) == warned and all("travel in clear" in w for w in warnings)
     assert exposure_warnings(keyed, grpc=False) == []  # HTTP is the edge's to encrypt

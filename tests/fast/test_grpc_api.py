@@ -4,7 +4,6 @@ with its gRPC status and a message naming the problem."""
 import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 import grpc
 import pytest
@@ -89,7 +88,7 @@ def test_a_client_waiting_for_ready_is_answered_once_the_gateway_starts(settings
         answer = pool.submit(waiting.predict, [POSITIVE])
         with pytest.raises(TimeoutError):
             answer.result(timeout=0.5)  # still waiting: nothing listens yet
-        server, _, _ = build_server(replace(settings, grpc_host="127.0.0.1", grpc_port=port), service)
+        server, _, _ = build_server(settings.with_changes(grpc_host="127.0.0.1", grpc_port=port), service)
         server.start()
         try:
             (prediction,) = answer.result(timeout=10)

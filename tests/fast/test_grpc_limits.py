@@ -9,7 +9,6 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 import grpc
 import pytest
@@ -31,9 +30,9 @@ def keyed(settings, model_client, tmp_path) -> Iterator[tuple[str, str, str]]:
     a 1 s message timeout."""
     holder, other = new_key(), new_key()
     (tmp_path / "keys").write_text(f"{hash_line('holder', holder)}\n{hash_line('other', other)}\n")
-    limited = replace(settings, api_keys_file=tmp_path / "keys", grpc_host="127.0.0.1", grpc_port=0,
-                      grpc_max_calls_per_key=4, grpc_max_probe_calls_per_address=2,
-                      grpc_message_timeout_seconds=1.0)
+    limited = settings.with_changes(api_keys_file=tmp_path / "keys", grpc_host="127.0.0.1", grpc_port=0,
+                                    grpc_max_calls_per_key=4, grpc_max_probe_calls_per_address=2,
+                                    grpc_message_timeout_seconds=1.0)
     server, _, port = build_server(limited, DataPlane(limited, client=model_client))
     server.start()
     yield f"127.0.0.1:{port}", holder, other

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -25,7 +24,7 @@ def other_ca(tmp_path_factory) -> Certificates:
 
 
 def serve(settings, service, **tls):
-    server, _, port = build_server(replace(settings, grpc_host="127.0.0.1", grpc_port=0, **tls), service)
+    server, _, port = build_server(settings.with_changes(grpc_host="127.0.0.1", grpc_port=0, **tls), service)
     server.start()
     return server, f"127.0.0.1:{port}"
 

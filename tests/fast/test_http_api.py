@@ -180,8 +180,6 @@ def test_every_answer_carries_a_request_id(http, sent, echoed):
 
 
 def test_cors_headers_go_only_to_the_origins_the_operator_allows(settings, service, tmp_path):
-    from dataclasses import replace
-
     from serving.gateway.access.api_keys import hash_line, new_key
 
     with create_app(settings, service).test_client() as closed:  # off by default
@@ -189,8 +187,8 @@ def test_cors_headers_go_only_to_the_origins_the_operator_allows(settings, servi
         assert answer.status_code == 200 and "Access-Control-Allow-Origin" not in answer.headers
     key = new_key()
     (tmp_path / "keys").write_text(hash_line("app", key) + "\n")
-    allowed = replace(settings, cors_origins=("https://app.example.com", "http://localhost:3000"),
-                      api_keys_file=tmp_path / "keys")
+    allowed = settings.with_changes(cors_origins=("https://app.example.com", "http://localhost:3000"),
+                                    api_keys_file=tmp_path / "keys")
     with create_app(allowed, DataPlane(allowed, client=service.client)).test_client() as http:
         preflight = http.options("/v1/sentiment", headers={
             "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",

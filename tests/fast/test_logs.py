@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 
 import pytest
 
@@ -35,7 +34,7 @@ def test_a_json_line_carries_the_message_and_the_request_fields():
 def logged(settings, model_client, tmp_path):
     key = new_key()
     (tmp_path / "keys").write_text(hash_line("reviews-app", key) + "\n")
-    logged_settings = replace(settings, access_log=True, api_keys_file=tmp_path / "keys")
+    logged_settings = settings.with_changes(access_log=True, api_keys_file=tmp_path / "keys")
     return logged_settings, DataPlane(logged_settings, client=model_client), key
 
 
@@ -50,7 +49,7 @@ def test_every_http_request_and_grpc_call_gets_an_access_line(logged, caplog):
             http.post("/v1/sentiment?secret=1", json={"text": "a good film", "model": "simple_rnn"},
                       headers={"X-API-Key": key, "X-Request-ID": "req-1"})
             http.post("/v1/sentiment", json={"text": "a good film"})
-        server, _, port = build_server(replace(settings, grpc_host="127.0.0.1", grpc_port=0), service)
+        server, _, port = build_server(settings.with_changes(grpc_host="127.0.0.1", grpc_port=0), service)
         server.start()
         try:
             with SentimentClient(f"127.0.0.1:{port}", api_key=key) as client:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import grpc
 import pytest
 
@@ -44,7 +42,7 @@ def test_a_rate_without_keys_is_refused_at_start():
 def limited(settings, model_client, tmp_path):
     noisy, quiet = new_key(), new_key()
     (tmp_path / "keys").write_text(f"{hash_line('noisy', noisy)}\n{hash_line('quiet', quiet)}\n")
-    limited_settings = replace(settings, api_keys_file=tmp_path / "keys", rate_limit_per_key=0.5, rate_limit_burst=2)
+    limited_settings = settings.with_changes(api_keys_file=tmp_path / "keys", rate_limit_per_key=0.5, rate_limit_burst=2)
     return limited_settings, DataPlane(limited_settings, client=model_client), noisy, quiet
 
 
@@ -64,7 +62,7 @@ def test_http_answers_429_with_retry_after_to_the_key_over_its_rate_only(limited
 
 def test_grpc_answers_resource_exhausted_with_a_retry_hint(limited):
     settings, service, noisy, _ = limited
-    server, _, port = build_server(replace(settings, grpc_host="127.0.0.1", grpc_port=0), service)
+    server, _, port = build_server(settings.with_changes(grpc_host="127.0.0.1", grpc_port=0), service)
     server.start()
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -97,7 +95,7 @@ def test_explanations_are_charged_by_their_model_rows(settings, model_client, tm
     at most a full bucket."""
     key, big = new_key(), new_key()
     (tmp_path / "keys").write_text(f"{hash_line('explainer', key)}\n{hash_line('big', big)}\n")
-    limited = replace(settings, api_keys_file=tmp_path / "keys", rate_limit_per_key=0.001, rate_limit_burst=20)
+    limited = settings.with_changes(api_keys_file=tmp_path / "keys", rate_limit_per_key=0.001, rate_limit_burst=20)
     with create_app(limited, DataPlane(limited, client=model_client)).test_client() as http:
         def explain(texts: list[str], by: str = key):
             return http.post("/v1/sentiment", json={"texts": texts, "explain": True}, headers={"X-API-Key": by})
@@ -118,8 +116,8 @@ def test_an_explanation_answered_by_stable_instead_of_a_pending_candidate_is_cha
                                                                                       tmp_path):
     key = new_key()
     (tmp_path / "keys").write_text(f"{hash_line('explainer', key)}\n")
-    limited = replace(settings, api_keys_file=tmp_path / "keys", rate_limit_per_key=0.001, rate_limit_burst=20,
-                      rollouts="lstm: {stable: 1, candidate: 2, canary_percent: 100}")
+    limited = settings.with_changes(api_keys_file=tmp_path / "keys", rate_limit_per_key=0.001, rate_limit_burst=20,
+                                    rollouts="lstm: {stable: 1, candidate: 2, canary_percent: 100}")
     model_client.versions["imdb_lstm"][2] = "LOADING"  # every request tries the candidate, then falls back
     with create_app(limited, DataPlane(limited, client=model_client)).test_client() as http:
         def explain():

@@ -3,8 +3,6 @@ client causes (its deadline, its explanations) nor a candidate that is not there
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from serving.gateway.data_plane import PredictRequest, DataPlane
@@ -16,7 +14,7 @@ ROLLOUT = "lstm: {stable: 1, candidate: 2, canary_percent: 100, rollback: {min_r
 
 @pytest.fixture
 def service(settings, model_client) -> DataPlane:
-    return DataPlane(replace(settings, rollouts=ROLLOUT, rpc_timeout_seconds=5.0), client=model_client)
+    return DataPlane(settings.with_changes(rollouts=ROLLOUT, rpc_timeout_seconds=5.0), client=model_client)
 
 
 def candidate_times_out(model_client) -> None:

@@ -189,12 +189,10 @@ def test_a_missing_file_means_no_rollout_until_it_appears_and_is_looked_at_once_
 
 @pytest.fixture
 def rolled_out(settings, model_client):
-    from dataclasses import replace
-
     from serving.gateway.data_plane import DataPlane
 
     def make(document: str) -> DataPlane:
-        return DataPlane(replace(settings, rollouts=document), client=model_client)
+        return DataPlane(settings.with_changes(rollouts=document), client=model_client)
 
     return make
 

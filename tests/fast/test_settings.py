@@ -1,10 +1,11 @@
-"""Gateway settings from the environment: each value through its field's own parser,
+"""Gateway settings from the environment: each value through its field's own validator,
 every bad one refused with its variable named."""
 
-from dataclasses import fields
 from pathlib import Path
+from typing import get_args
 
 import pytest
+from pydantic import BeforeValidator
 
 from serving.gateway.settings import Settings, SettingsError
 
@@ -30,7 +31,17 @@ def test_every_field_reads_its_variable():
         "b", 2.5, 16, 0)
     assert (settings.http_threads, settings.access_log) == (8, True)
     assert Settings.from_env({"GATEWAY_ACCESS_LOG": "0"}).access_log is False
-    assert all("parse" in setting.metadata for setting in fields(Settings))
+    assert Settings.from_env({"gateway_max_texts": "16", "Gateway_Max_Texts": "16"}).max_texts == 64  # exact names
+
+
+def test_every_field_has_a_validator_of_its_own_and_a_description():
+    def metadata(field) -> list:  # the field's own, or its type's inside `X | None`
+        inner = [item for arg in get_args(field.annotation) for item in getattr(arg, "__metadata__", ())]
+        return field.metadata or inner
+
+    for name, field in Settings.model_fields.items():
+        assert any(isinstance(item, BeforeValidator) for item in metadata(field)), name
+        assert field.description, name
 
 
 @pytest.mark.parametrize("variable, value, message", [
@@ -43,17 +54,33 @@ def test_every_field_reads_its_variable():
     ("GATEWAY_RPC_TIMEOUT_SECONDS", "nan", "positive number of seconds"),
     ("GATEWAY_HTTP_WORKERS", "0", "must be at least 1"),
     ("GATEWAY_ACCESS_LOG", "yes please", "must be true or false"),
+    ("GATEWAY_ACCESS_LOG", "on", "must be true or false"),  # true to pydantic's lax bool
     ("GATEWAY_LOG_FORMAT", "xml", "must be one of text, json"),
     ("GATEWAY_MODEL_SERVER", "  ", "must not be empty"),
     ("GATEWAY_MODELS_DIR", "", "must not be empty"),
     ("GATEWAY_MODELS", "lstm", "must look like"),
     ("GATEWAY_MODELS", "lstm=", "must look like"),
+    ("GATEWAY_MODELS", '{"lstm": "imdb_lstm"}', "must look like"),  # never decoded as JSON
     ("GATEWAY_DEFAULT_MODEL", "gru", "must be one of the models in GATEWAY_MODELS (lstm, simple_rnn)"),
 ])
 def test_bad_values_name_their_variable(variable, value, message):
     with pytest.raises(SettingsError) as error:
         Settings.from_env({variable: value})
     assert str(error.value).startswith(f"{variable}={value!r}: ") and message in str(error.value)
+
+
+def test_changed_settings_are_validated_like_the_variables(monkeypatch):
+    settings = Settings()
+    assert settings.with_changes(max_texts=16, cors_origins=("https://a.example",)).max_texts == 16
+    assert settings.max_texts == 64  # frozen: the change is a copy
+    with pytest.raises(SettingsError, match="^GATEWAY_MAX_TEXTS=0: must be at least 1$"):
+        settings.with_changes(max_texts=0)
+    with pytest.raises(SettingsError, match="^set both GATEWAY_GRPC_TLS_CERT and GATEWAY_GRPC_TLS_KEY"):
+        settings.with_changes(grpc_tls_cert=Path("server.pem"))
+    with pytest.raises(SettingsError, match="^GATEWAY_MAX_TEXT=8: "):
+        settings.with_changes(max_text=8)
+    monkeypatch.setenv("GATEWAY_MAX_TEXTS", "16")
+    assert Settings().max_texts == 64 and Settings.from_env().max_texts == 16  # only from_env reads variables
 
 
 def test_cors_origins_are_exact_origins():

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import grpc
 
-from serving.gateway.observability import metrics
 from serving.gateway.access.api_keys import presented_key
-from serving.gateway.errors import GatewayError, InvalidInput, RateLimited, RequestTimeout
-from serving.gateway.observability.logs import log_access
 from serving.gateway.access.request_ids import METADATA_KEY, request_id
+from serving.gateway.errors import GatewayError, InvalidInput, RateLimited, RequestTimeout
+from serving.gateway.observability import metrics
+from serving.gateway.observability.logs import log_access
 
 log = logging.getLogger(__name__)
 

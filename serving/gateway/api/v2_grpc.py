@@ -78,7 +78,7 @@ class OpenInferenceServicer:
         call.model = self._service.model_label(request.model_name)
         self._service.require_model(request.model_name)
         version = v2.model_version(request.model_version)
-        texts = request_texts(request, self._service.limits.max_texts)
+        texts = request_texts(request, self._service.max_texts)
         names = v2.selected_outputs([o.name for o in request.outputs])
         predictions = self._service.predict(PredictRequest(
             texts, request.model_name, version, request_id=call.request_id,

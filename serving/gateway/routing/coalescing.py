@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving.gateway.observability import metrics
 from serving.gateway.errors import GatewayError, ModelServerFailure, ModelServerTimeout
+from serving.gateway.observability import metrics
 
 # (model_name, version, ids, timeout, request_ids) -> (probabilities, served version)
 PredictCall = Callable[[str, int, np.ndarray, float, Sequence[str]], tuple[np.ndarray, int]]

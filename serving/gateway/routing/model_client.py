@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
+from serving.gateway.access.request_ids import request_id_metadata
 from serving.gateway.errors import (
     GatewayError,
     ModelNotFound,
@@ -22,7 +23,6 @@ from serving.gateway.errors import (
     ModelServerTimeout,
     ModelServerUnavailable,
 )
-from serving.gateway.access.request_ids import request_id_metadata
 from serving.grpc_retries import service_config
 from serving.tfs_apis import (
     get_model_metadata_pb2,

@@ -35,8 +35,12 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Annotated
 
+import pydantic.dataclasses
 import yaml
+from pydantic import BeforeValidator, TypeAdapter, ValidationError, ValidationInfo, model_validator
+from pydantic_core import ErrorDetails
 
 from serving.gateway.observability import metrics
 from serving.gateway.watched_file import CHECK_SECONDS, WatchedFile
@@ -53,24 +57,6 @@ class RolloutError(ValueError):
 
 
 @dataclass(frozen=True)
-class RollbackRule:
-    window_seconds: float = 60.0
-    min_requests: int = 20  # calls (or shadow comparisons) in the window before judging
-    max_error_rate: float = 0.05
-    max_p99_seconds: float = 1.0
-    max_disagreement_rate: float | None = None  # shadow only; None: not judged
-
-
-@dataclass(frozen=True)
-class Rollout:
-    stable: VersionRef
-    candidate: VersionRef | None = None
-    canary_percent: float = 0.0
-    shadow_percent: float = 0.0
-    rollback: RollbackRule = field(default_factory=RollbackRule)
-
-
-@dataclass(frozen=True)
 class Route:
     """Where one request goes: ``version`` (None: the newest available) on ``arm``, and
     the version its copy goes to when it is shadowed."""
@@ -80,82 +66,132 @@ class Route:
     shadow: VersionRef | None = None
 
 
-# -- parsing --------------------------------------------------------------------------------
+# -- the document ---------------------------------------------------------------------------
+# Each validator's message reads after the place it is about: "lstm.stable must be ...".
 
 
-def _version(value: object, where: str) -> VersionRef:
+def _version(value: object) -> object:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise RolloutError(f"{where} must be a version number or a version label, got {value!r}")
+        raise ValueError(f"must be a version number or a version label, got {value!r}")
     if isinstance(value, int) and value < 1:
-        raise RolloutError(f"{where} must be a positive version number, got {value}")
+        raise ValueError(f"must be a positive version number, got {value}")
     if isinstance(value, str) and not value.strip():
-        raise RolloutError(f"{where} must not be empty")
+        raise ValueError("must not be empty")
     return value
 
 
-def _number(value: object, where: str, low: float, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RolloutError(f"{where} must be a number, got {value!r}")
-    if value < low or (high is not None and value > high):
-        raise RolloutError(f"{where} must be from {low} to {high}" if high is not None else f"{where} must be at least {low}")
-    return float(value)
+def _number(low: float, high: float | None = None) -> BeforeValidator:
+    bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+
+    def validate(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"must be a number, got {value!r}")
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"must be {bound}")
+        return float(value)
+
+    return BeforeValidator(validate)
 
 
-def _keys(document: Mapping, allowed: set[str], where: str) -> None:
-    unknown = sorted(set(document) - allowed)
-    if unknown:
-        raise RolloutError(f"{where}: unknown field(s) {', '.join(map(str, unknown))} "
-                           f"(known: {', '.join(sorted(allowed))})")
+def _at_least_one(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"must be a whole number of at least 1, got {value!r}")
+    return value
 
 
-def _rollback(document: object, where: str) -> RollbackRule:
+def _mapping_of(cls: type, not_a_mapping: str, none_is_default: bool = False) -> BeforeValidator:
+    """A mapping of ``cls``'s fields (or a ``cls`` already made)."""
+    known = sorted(f.name for f in fields(cls))
+
+    def validate(value: object) -> object:
+        if value is None and none_is_default:
+            return {}
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError(not_a_mapping)
+        unknown = sorted(map(str, set(value) - set(known)))
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)} (known: {', '.join(known)})")
+        return value
+
+    return BeforeValidator(validate)
+
+
+Version = Annotated[VersionRef, BeforeValidator(_version)]
+Percent = Annotated[float, _number(0, 100)]
+Rate = Annotated[float, _number(0, 1)]
+Bound = Annotated[float, _number(0.001)]
+
+
+@pydantic.dataclasses.dataclass(frozen=True)
+class RollbackRule:
+    window_seconds: Bound = 60.0
+    # Calls (or shadow comparisons) in the window before judging.
+    min_requests: Annotated[int, BeforeValidator(_at_least_one)] = 20
+    max_error_rate: Rate = 0.05
+    max_p99_seconds: Bound = 1.0
+    max_disagreement_rate: Rate | None = None  # shadow only; None: not judged
+
+
+# `rollback:` with nothing after it is the default rule.
+Rule = Annotated[RollbackRule, _mapping_of(RollbackRule, "must be a mapping", none_is_default=True)]
+
+
+@pydantic.dataclasses.dataclass(frozen=True)
+class Rollout:
+    stable: Version
+    candidate: Version | None = None
+    canary_percent: Percent = 0.0
+    shadow_percent: Percent = 0.0
+    rollback: Rule = field(default_factory=RollbackRule)
+
+    @model_validator(mode="after")
+    def _arms(self) -> Rollout:
+        if self.candidate is not None and self.candidate == self.stable:
+            raise ValueError(f"candidate and stable are the same version ({self.stable!r})")
+        if (self.canary_percent or self.shadow_percent) and self.candidate is None:
+            raise ValueError("canary_percent and shadow_percent need a 'candidate'")
+        return self
+
+
+def _served(document: object, info: ValidationInfo) -> object:
     if document is None:
-        return RollbackRule()
+        return {}
     if not isinstance(document, Mapping):
-        raise RolloutError(f"{where} must be a mapping")
-    _keys(document, {f.name for f in fields(RollbackRule)}, where)
-    values: dict[str, object] = {}
-    for name, value in document.items():
-        spot = f"{where}.{name}"
-        if name == "min_requests":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise RolloutError(f"{spot} must be a whole number of at least 1, got {value!r}")
-            values[name] = value
-        elif name in ("max_error_rate", "max_disagreement_rate"):
-            values[name] = None if value is None and name == "max_disagreement_rate" else _number(value, spot, 0, 1)
-        else:
-            values[name] = _number(value, spot, 0.001)
-    return RollbackRule(**values)
+        raise ValueError("must map model names to rollouts")
+    models = info.context["models"]
+    for model in document:
+        if model not in models:
+            raise ValueError(f"{model}: not a served model (served: {', '.join(sorted(models))})")
+    return document
+
+
+_DOCUMENT = TypeAdapter(Annotated[
+    dict[str, Annotated[Rollout, _mapping_of(Rollout, "must be a mapping with at least 'stable'")]],
+    BeforeValidator(_served),
+])
 
 
 def parse_rollouts(document: object, models: Mapping[str, str], source: str) -> dict[str, Rollout]:
     """The rollouts of a decoded document, keyed by public model name."""
-    if document is None:
-        return {}
-    if not isinstance(document, Mapping):
-        raise RolloutError(f"{source}: must map model names to rollouts")
-    rollouts = {}
-    for model, entry in document.items():
-        where = f"{source}: {model}"
-        if model not in models:
-            raise RolloutError(f"{where}: not a served model (served: {', '.join(sorted(models))})")
-        if not isinstance(entry, Mapping):
-            raise RolloutError(f"{where} must be a mapping with at least 'stable'")
-        _keys(entry, {f.name for f in fields(Rollout)}, where)
-        if "stable" not in entry:
-            raise RolloutError(f"{where}: 'stable' is required")
-        stable = _version(entry["stable"], f"{where}.stable")
-        candidate = entry.get("candidate")
-        if candidate is not None:
-            candidate = _version(candidate, f"{where}.candidate")
-            if candidate == stable:
-                raise RolloutError(f"{where}: candidate and stable are the same version ({stable!r})")
-        canary = _number(entry.get("canary_percent", 0), f"{where}.canary_percent", 0, 100)
-        shadow = _number(entry.get("shadow_percent", 0), f"{where}.shadow_percent", 0, 100)
-        if (canary or shadow) and candidate is None:
-            raise RolloutError(f"{where}: canary_percent and shadow_percent need a 'candidate'")
-        rollouts[model] = Rollout(stable, candidate, canary, shadow, _rollback(entry.get("rollback"), f"{where}.rollback"))
-    return rollouts
+    try:
+        return _DOCUMENT.validate_python(document, context={"models": models})
+    except ValidationError as error:
+        raise RolloutError(_explained(error.errors()[0], source)) from None
+
+
+def _explained(error: ErrorDetails, source: str) -> str:
+    """``source: lstm.canary_percent must be ...``: the place in the document, then the problem."""
+    place = [str(part) for part in error["loc"]]
+    if error["type"] == "missing":
+        reason = f"'{place.pop()}' is required"
+    else:
+        reason = str(error.get("ctx", {}).get("error", error["msg"]))
+    if not place:
+        return f"{source}: {reason}"
+    # A value's own error reads as a sentence about it; a rule of its mapping follows a colon.
+    return f"{source}: {'.'.join(place)}{' ' if reason.startswith('must ') else ': '}{reason}"
 
 
 def load_document(text: str, source: str) -> object:

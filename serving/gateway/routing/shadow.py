@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from serving.gateway.observability import metrics
 from serving.gateway.errors import CANDIDATE_PENDING, GatewayError
 from serving.gateway.labels import label_of
+from serving.gateway.observability import metrics
 
 log = logging.getLogger(__name__)
 
