@@ -91,11 +91,16 @@ def test_an_address_has_a_bounded_number_of_health_watches_open_and_keys_are_ser
     options = [("grpc.use_local_subchannel_pool", 1)]
     with grpc.insecure_channel(target, options) as attacker, grpc.insecure_channel(target, options) as channel:
         health = health_pb2_grpc.HealthStub(attacker)
-        watches = [health.Watch(health_pb2.HealthCheckRequest(), timeout=10) for _ in range(3)]
+        watches = []
+
+        def watch() -> health_pb2.HealthCheckResponse:  # one at a time: the server sees them in order
+            watches.append(health.Watch(health_pb2.HealthCheckRequest(), timeout=10))
+            return next(watches[-1])
+
         try:
-            first, second = next(watches[0]), next(watches[1])
+            first, second = watch(), watch()
             with pytest.raises(grpc.RpcError) as refused:
-                next(watches[2])
+                watch()
             predict = channel.unary_unary(PREDICT, request_serializer=sentiment_pb2.PredictRequest.SerializeToString,
                                           response_deserializer=sentiment_pb2.PredictResponse.FromString)
             answer = predict(sentiment_pb2.PredictRequest(texts=["a good film"]),
