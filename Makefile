@@ -84,10 +84,12 @@ clean-compose:
 	rm -rf $(COMPOSE_STATE)
 
 # The attack tier on its own (tests/attacks, docs/operations.md#threat-model-and-the-attack-tier), its
-# measurements in $(BENCH_OUT)/attacks.json; `python -m harness.attack_report FILE` prints their table.
+# measurements in $(BENCH_OUT)/attacks.json and their table in attacks.md; published
+# (BENCH_OUT=docs/results), the table is rendered into docs/operations.md too.
 attack: install system-deps
 	SENTIMENT_ATTACK_RESULTS=$(abspath $(BENCH_OUT))/attacks.json $(PY) -m pytest tests/attacks -p no:randomly
 	$(PY) -m harness.attack_report $(BENCH_OUT)/attacks.json > $(BENCH_OUT)/attacks.md
+	if [ "$(BENCH_OUT)" = docs/results ]; then $(PY) -m harness.attack_report docs/results/attacks.json --into docs/operations.md; fi
 
 # Every benchmark (docs/benchmarks.md); needs hey from Debian. Results go to BENCH_OUT,
 # ignored by git; `make bench BENCH_OUT=docs/results` publishes them.

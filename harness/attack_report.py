@@ -1,15 +1,19 @@
 """What each attack of the attack tier measured, written to a results file when
 ``SENTIMENT_ATTACK_RESULTS`` names one (``make attack``): the bystander's p50/p99 with
 and without the attack, the attacker's answers, and the CPU time and peak memory of each
-process of the stack meanwhile. ``python -m harness.attack_report FILE`` prints its table.
+process of the stack meanwhile.
+
+    python -m harness.attack_report FILE               # its table, on stdout
+    python -m harness.attack_report FILE --into DOC    # the table rendered into DOC, between
+                                                       # the markers BEGIN and END below
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +21,7 @@ from pathlib import Path
 from harness.bystander import Stats
 
 RESULTS_VARIABLE = "SENTIMENT_ATTACK_RESULTS"
+BEGIN, END = "<!-- attack results: rendered from docs/results/attacks.json -->", "<!-- end of attack results -->"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -79,5 +84,23 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rendered_into(document: str, results: dict) -> str:
+    """``document`` with the table between its markers replaced by ``results``' table."""
+    start, end = document.index(BEGIN) + len(BEGIN), document.index(END)
+    return f"{document[:start]}\n\n{table(results)}\n{document[end:]}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m harness.attack_report", description=__doc__.split("\n")[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--into", type=Path, help="a Markdown file with the markers, rendered in place")
+    args = parser.parse_args()
+    results = json.loads(args.results.read_text())
+    if args.into is None:
+        print(table(results), end="")
+    else:
+        args.into.write_text(rendered_into(args.into.read_text(), results))
+
+
 if __name__ == "__main__":
-    print(table(json.loads(Path(sys.argv[1]).read_text())), end="")
+    main()

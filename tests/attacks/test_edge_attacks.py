@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from harness.attack_report import ProcessUsage
 from harness.bystander import Bystander, alive, assert_served, baseline
 from harness.edge_attacks import attacker, connection_flood, spray_keys, stalled_bodies
 from harness.processes import ROOT
@@ -27,16 +28,17 @@ MiB = 1024 * 1024
 UPLOAD_SECONDS = 1.5
 
 
-def test_made_up_keys_meet_the_per_address_bound(attacked_stack):
+def test_made_up_keys_meet_the_per_address_bound(attacked_stack, attack_report):
     """1,500 requests in 3 s, 16 at a time, each with a new X-API-Key (well-formed and malformed by turns)."""
     send, pids = attacked_stack.bystander_send(), attacked_stack.pids()
     alone = baseline(send)
     with attacker() as pool, Bystander(send) as bystander:
+        usage = ProcessUsage(attacked_stack.processes())
         answers = pool.submit(spray_keys, attacked_stack.edge_port, "127.0.0.2", 1500, 3, 16).result(120)
     attacked = bystander.stats()
+    attack_report.record("1,500 requests with a made-up key each, 16 at a time, one address", alone, attacked,
+                         answers.counts, usage.stop())
     rate, burst = (attacked_stack.setting(f"EDGE_ADDRESS_RATE_{name}") for name in ("LIMIT", "BURST"))
-    print(f"\nmade-up keys: {dict(answers.counts)} in {answers.seconds:.1f} s; bystander alone {alone}, "
-          f"attacked {attacked}")
     assert_served(alone, attacked)
     alive(pids)
     assert set(answers.counts) == {"401 unauthenticated", "429 rate_limited"}, answers.counts
@@ -46,18 +48,19 @@ def test_made_up_keys_meet_the_per_address_bound(attacked_stack):
     assert "from its address" in answers.messages["429 rate_limited"]
 
 
-def test_a_made_up_key_beside_a_real_bearer_key_stays_in_the_real_keys_bucket(attacked_stack):
+def test_a_made_up_key_beside_a_real_bearer_key_stays_in_the_real_keys_bucket(attacked_stack, attack_report):
     """600 requests in 3 s, 16 at a time, with the attacker's real key as Bearer and a new X-API-Key each:
     the gateway reads the Bearer key when both are sent, and so does the edge's rate limit."""
     send, pids = attacked_stack.bystander_send(), attacked_stack.pids()
     alone = baseline(send)
     with attacker() as pool, Bystander(send) as bystander:
+        usage = ProcessUsage(attacked_stack.processes())
         answers = pool.submit(spray_keys, attacked_stack.edge_port, "127.0.0.3", 600, 3, 16,
                               attacked_stack.attacker_key).result(120)
     attacked = bystander.stats()
+    attack_report.record("600 requests with a real Bearer key and a made-up X-API-Key each", alone, attacked,
+                         answers.counts, usage.stop())
     rate, burst = (attacked_stack.setting(name) for name in ("EDGE_RATE_LIMIT", "EDGE_RATE_BURST"))
-    print(f"\nBearer key + made-up X-API-Key: {dict(answers.counts)} in {answers.seconds:.1f} s; "
-          f"bystander alone {alone}, attacked {attacked}")
     assert_served(alone, attacked)
     alive(pids)
     assert set(answers.counts) == {"200", "429 rate_limited"}, answers.counts
@@ -65,18 +68,19 @@ def test_a_made_up_key_beside_a_real_bearer_key_stays_in_the_real_keys_bucket(at
     assert burst <= answers.count("200") <= burst + 1 + rate * answers.seconds, answers
 
 
-def test_a_connection_flood_from_one_address_is_refused_beyond_its_share(attacked_stack):
+def test_a_connection_flood_from_one_address_is_refused_beyond_its_share(attacked_stack, attack_report):
     """500 connections that send nothing, then 150 that send a request's headers and never its body."""
     send, pids = attacked_stack.bystander_send(), attacked_stack.pids()
     limit = attacked_stack.setting("EDGE_MAX_CONNECTIONS_PER_ADDRESS")
     alone = baseline(send)
     with attacker() as pool, Bystander(send) as bystander:
+        usage = ProcessUsage(attacked_stack.processes())
         flood = pool.submit(connection_flood, attacked_stack.edge_port, "127.0.0.4", 500, 150)
         idle, waiting = flood.result(60)
     attacked = bystander.stats()
-    print(f"\nconnection flood: idle {dict(idle.answers)} closed after {min(idle.closed_after):.1f}-"
-          f"{max(idle.closed_after):.1f} s; waiting {dict(waiting.answers)}; bystander alone {alone}, "
-          f"attacked {attacked}")
+    attack_report.record("500 idle connections, then 150 that never send their body, one address", alone, attacked,
+                         {**{f"idle: {k}": v for k, v in idle.answers.items()},
+                          **{f"body never sent: {k}": v for k, v in waiting.answers.items()}}, usage.stop())
     assert_served(alone, attacked)
     alive(pids)
     # Requests in progress: `limit` held (until the body timeout closes them), the others refused at once.
@@ -88,23 +92,21 @@ def test_a_connection_flood_from_one_address_is_refused_beyond_its_share(attacke
     assert max(idle.closed_after) <= HEADER_TIMEOUT + SLACK_SECONDS
 
 
-def test_stalled_bodies_are_held_on_disk_not_in_the_edges_memory(attacked_stack):
+def test_stalled_bodies_are_held_on_disk_not_in_the_edges_memory(attacked_stack, attack_report):
     """300 connections from 10 addresses, each announcing 1 MiB and sending all of it but the last byte,
     within the body timeout, so that the edge holds them all at once."""
     send, pids = attacked_stack.bystander_send(), attacked_stack.pids()
     sources = [f"127.0.0.{10 + index}" for index in range(10)]
     alone = baseline(send)
     with attacker() as pool, Bystander(send) as bystander:
+        usage = ProcessUsage(attacked_stack.processes())
         stalled = pool.submit(stalled_bodies, attacked_stack.edge_port, sources, 30, MiB, UPLOAD_SECONDS,
                               attacked_stack.edge_pids()).result(60)
     attacked = bystander.stats()
     growth_mib = (stalled.rss_peak_kb - stalled.rss_before_kb) / 1024
-    print(f"\nstalled bodies: {dict(stalled.held.answers)}, closed after "
-          f"{max(stalled.held.closed_after):.1f} s at most; nginx RSS {stalled.rss_before_kb / 1024:.1f} -> "
-          f"peak {stalled.rss_peak_kb / 1024:.1f} -> {stalled.rss_after_kb / 1024:.1f} MiB; "
-          f"at most {stalled.temp_files_peak} bodies "
-          f"({stalled.temp_bytes_peak / MiB:.0f} MiB) on disk at once; bystander alone {alone}, "
-          f"attacked {attacked}")
+    attack_report.record("300 bodies of 1 MiB stalled at their last byte, 10 addresses", alone, attacked, {
+        **stalled.held.answers, "most bodies on disk at once": stalled.temp_files_peak,
+        "edge RSS growth, MiB": round(growth_mib, 1)}, usage.stop())
     assert_served(alone, attacked)
     alive(pids)
     assert stalled.held.answers == {"closed": 300} and stalled.held.still_open == 0

@@ -96,7 +96,7 @@ def test_a_key_holder_stalling_calls_holds_no_worker_thread(attacked_stack, grpc
     alone = baseline(grpc_bystander, SAMPLES / 20)
     with attacker() as pool:
         usage = ProcessUsage(attacked_stack.processes())
-        stalling = pool.submit(gateway_attacks.stalled_calls, grpc_target, 100, attacked_stack.attacker_key, 40,
+        stalling = pool.submit(gateway_attacks.stalled_calls, grpc_target, 100, attacked_stack.attacker_key, 32,
                                ATTACK_SECONDS + 0.5)
         wait_until(lambda: grpc_in_flight(attacked_stack) >= GRPC_WORKERS + 10, 20, "the stalled calls open")
         with Bystander(grpc_bystander) as attacked:
@@ -157,7 +157,7 @@ def test_oversized_messages_without_a_key_are_not_read(attacked_stack, grpc_targ
 
 def test_a_v2_raw_input_of_a_million_empty_texts_is_refused_after_the_first_few(attacked_stack, grpc_target,
                                                                                grpc_bystander, grpc_pid, attack_report):
-    """ModelInfer with ~1 MiB of zero-length BYTES elements, 100 a second (twice the key's rate)
+    """ModelInfer with ~1 MiB of zero-length BYTES elements, 100 a second (over three times the key's rate)
     for 6 s with the attacker's key: RESOURCE_EXHAUSTED (too many texts, or the key's rate), quickly."""
     alone = baseline(grpc_bystander, SAMPLES / 20)
     with attacker() as pool, Bystander(grpc_bystander) as attacked:
@@ -205,9 +205,10 @@ def test_a_readiness_flood_costs_the_model_server_a_status_call_per_model_and_se
 
 
 def test_an_explanation_flood_from_one_key_is_charged_by_its_rows(attacked_stack, attack_report):
-    """A connection asking for explanations of 8 long reviews each (~1,800 model rows a request)
-    with one key: the key's rate is spent in a request or two, the rest get 429 rate_limited,
-    and the bystander keeps its latency."""
+    """A connection asking for explanations of 8 long reviews each (~1,800 model rows, 29
+    requests' worth) with one key: each admitted explanation spends about a second of the
+    key's rate (30 a second), while the machine explains one in a third of that, so most of
+    the flood gets 429 rate_limited; the bystander keeps its latency."""
     stack = attacked_stack.stack
     alone = baseline(attacked_stack.bystander_send(), SAMPLES / 20)
     body = {"texts": [" ".join([REVIEW] * 20)] * 8, "explain": True}
@@ -218,7 +219,8 @@ def test_an_explanation_flood_from_one_key_is_charged_by_its_rows(attacked_stack
                                ATTACK_SECONDS, 1).result(60)
     attack_report.record("explanations of 8 long reviews, one connection for 6 s, one key", alone, attacked.stats(),
                          answered, usage.stop())
-    assert answered["429 rate_limited"] > 5 * answered["200 ok"], answered
+    # Charged one request each, the explanations would all be served (the key allows 30 a second).
+    assert answered["429 rate_limited"] > 3 * answered["200 ok"] > 0, answered
     assert set(answered) <= {"200 ok", "429 rate_limited"}, answered
     assert_served(alone, attacked.stats())
     alive(attacked_stack.pids())

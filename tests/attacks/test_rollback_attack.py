@@ -14,6 +14,7 @@ import pytest
 import requests
 from prometheus_text import metric
 
+from harness.attack_report import ProcessUsage
 from harness.bystander import Bystander, alive, assert_served, baseline
 from harness.processes import Gateway, Listening, start_gateway, start_grpc_gateway, start_model_server
 from harness.two_versions import serve_two_versions
@@ -59,7 +60,7 @@ def rolled_back(gateway: Gateway) -> float:
     return metric(requests.get(f"{gateway.url}/metrics", timeout=10).text, "sentiment_rollout_rolled_back", version="2")
 
 
-def test_client_made_failures_and_slow_explanations_do_not_roll_a_healthy_candidate_back(rolled_out):
+def test_client_made_failures_and_slow_explanations_do_not_roll_a_healthy_candidate_back(rolled_out, attack_report):
     http, grpc_server, keys = rolled_out
     attacker = {"Authorization": f"Bearer {keys['attacker']}"}
     session = requests.Session()
@@ -71,6 +72,7 @@ def test_client_made_failures_and_slow_explanations_do_not_roll_a_healthy_candid
 
     alone = baseline(bystander)
     outcomes: Counter = Counter()
+    usage = ProcessUsage({"gateway HTTP": [http.process.pid], "gateway gRPC": [grpc_server.process.pid]})
     with Bystander(bystander) as attacked, SentimentClient(grpc_server.target, api_key=keys["attacker"],
                                                            max_attempts=1) as client:
         for index, request_id in enumerate(canary_ids(200)):
@@ -84,6 +86,10 @@ def test_client_made_failures_and_slow_explanations_do_not_roll_a_healthy_candid
             response = requests.post(f"{http.url}/v1/sentiment", timeout=60, headers={**attacker, "X-Request-ID": request_id},
                                      json={"texts": [" ".join([REVIEW] * 50)] * 8, "explain": True})
             outcomes[response.status_code] += 1
+    attack_report.record("forced-rollback attempt: 200 calls on the canary arm with 6-12 ms deadlines, "
+                         "12 slow explanations", alone, attacked.stats(),
+                         {**{str(k): v for k, v in outcomes.items()}, "rolled back": int(rolled_back(http))},
+                         usage.stop())
     assert outcomes["DEADLINE_EXCEEDED"] and outcomes[200] == 12, outcomes  # the attack did make calls fail
     assert rolled_back(http) == 0, "the candidate was rolled back by the attacker's own failures"
     # Still a candidate: an id on its arm is answered by version 2.
