@@ -18,7 +18,14 @@ from pathlib import Path
 
 from benchmarks.__main__ import bench_hey
 from benchmarks.stack import GATEWAY_DEFAULTS, _cpu_seconds, tree_cpu_seconds
-from harness.processes import BATCHING_FILE, IMDB_TARBALL, responds, start_gateway, start_model_server, wait_until
+from harness.processes import (
+    BATCHING_FILE,
+    IMDB_TARBALL,
+    responds,
+    start_gateway,
+    start_model_server,
+    wait_until,
+)
 
 SNIPPET = ("the film provides some great insight into the neurotic mindset of all comics -- "
            "even those who have reached the absolute top of the game .")

@@ -23,7 +23,6 @@ from harness.processes import (
 )
 from text_contract.layout import version_dirs
 
-
 # The gateway's defaults, not harness's quick-reacting test settings.
 GATEWAY_DEFAULTS = {"GATEWAY_STATUS_CACHE_SECONDS": "1", "GATEWAY_HEALTH_CHECK_SECONDS": "1"}
 

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness.local_stack import LocalStack, local_stack as start_local_stack
+from harness.local_stack import LocalStack
+from harness.local_stack import local_stack as start_local_stack
 from harness.processes import (
     IMDB_TARBALL,
-    RT_POLARITY_TARBALL,
     ROOT,
+    RT_POLARITY_TARBALL,
     Gateway,
     Listening,
     ModelServer,

@@ -40,10 +40,10 @@ from traffic import Traffic, http_sender
 from harness.certificates import make_certificates
 from harness.processes import IMDB_TARBALL, free_port, wait_until
 from harness.slow_clients import NormalClient, SlowClients
-from text_contract.tokenizer import DEFAULT_MAXLEN as MAXLEN
-from training.signature import compiled_shapes
 from serving.client import SentimentClient
 from serving.gateway.access.api_keys import hash_line, new_key
+from text_contract.tokenizer import DEFAULT_MAXLEN as MAXLEN
+from training.signature import compiled_shapes
 
 # The first run builds the base images and every image (~10 min on 2 cores); later runs reuse them.
 # One deployment's life, in order: trained and healthy, served, rolled out, stopped, taken down.

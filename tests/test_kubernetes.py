@@ -22,8 +22,8 @@ from harness.processes import (
     start_gateway,
     start_model_server,
 )
-from serving.gateway.observability import metrics
 from serving.gateway.access.api_keys import parse_key_file
+from serving.gateway.observability import metrics
 from serving.gateway.routing.rollouts import load_document, parse_rollouts
 from serving.gateway.settings import Settings
 

@@ -7,8 +7,8 @@ import grpc
 import numpy as np
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 import tensorflow as tf
+from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import prediction_log_pb2
 
 from harness.processes import MODELS_CONFIG, start_model_server, wait_until

@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from harness.attack_report import RESULTS_VARIABLE, AttackReport
-from harness.local_stack import LocalStack, local_stack as start_local_stack
+from harness.local_stack import LocalStack
+from harness.local_stack import local_stack as start_local_stack
 from serving.gateway.access.api_keys import hash_line, new_key
 
 # Per key and per address, requests a second and bursts: above the bystander's 20 a

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
-from serving.gateway.data_plane import AVAILABLE, DataPlane
-from serving.gateway.errors import GatewayError, ModelNotFound
 from serving.gateway.api.grpc_server import build_server
 from serving.gateway.api.http_app import create_app
+from serving.gateway.data_plane import AVAILABLE, DataPlane
+from serving.gateway.errors import ModelNotFound
 from serving.gateway.settings import Settings
 from text_contract.layout import SERVED_MODELS
 from text_contract.tokenizer import FIRST_WORD_ID, TokenizerContract

@@ -14,10 +14,17 @@ import pytest
 from prometheus_client import REGISTRY
 
 from serving.client import SentimentClient
-from serving.gateway.access.api_keys import KeyFileError, KeyStore, hash_line, new_key, parse_key_file, presented_key
-from serving.gateway.data_plane import DataPlane
+from serving.gateway.access.api_keys import (
+    KeyFileError,
+    KeyStore,
+    hash_line,
+    new_key,
+    parse_key_file,
+    presented_key,
+)
 from serving.gateway.api.grpc_server import build_server
 from serving.gateway.api.http_app import create_app
+from serving.gateway.data_plane import DataPlane
 from serving.gateway.watched_file import CHECK_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from harness.processes import wait_until
-
 from serving.model_server.batching import BatchScheduler
 from serving.model_server.config import BatchingOptions
 from serving.model_server.errors import ServingError

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from harness.processes import wait_until
-
-from serving.gateway.routing.coalescing import Coalescer
 from serving.gateway.errors import ModelServerTimeout, ModelServerUnavailable
+from serving.gateway.routing.coalescing import Coalescer
 
 
 class RecordingCall:

@@ -7,9 +7,9 @@ import yaml
 
 from harness.processes import ROOT
 from serving.gateway import errors
+from serving.gateway.api.http_app import _HTTP_ERROR_CODES, create_app
 from serving.gateway.data_plane import DataPlane
 from serving.gateway.errors import ERROR_CODES, GatewayError
-from serving.gateway.api.http_app import _HTTP_ERROR_CODES, create_app
 
 
 def document(http) -> dict:

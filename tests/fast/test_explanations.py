@@ -10,9 +10,9 @@ import grpc
 import pytest
 
 from serving.client import SentimentClient
-from serving.gateway.data_plane import DataPlane
 from serving.gateway.api.grpc_server import build_server
 from serving.gateway.api.http_app import create_app
+from serving.gateway.data_plane import DataPlane
 
 
 def sigmoid(score: float) -> float:

@@ -8,12 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 from prometheus_client import REGISTRY
+from sentiment.v1 import sentiment_pb2
 
 from serving.client import SentimentClient
-from serving.gateway.errors import ModelServerTimeout, ModelServerUnavailable
 from serving.gateway.api.grpc_server import build_server
+from serving.gateway.errors import ModelServerTimeout, ModelServerUnavailable
 from serving.gateway.routing.rollouts import Router
-from sentiment.v1 import sentiment_pb2
 
 POSITIVE = "A good film, a great plot, good acting."
 

@@ -17,9 +17,9 @@ from sentiment.v1 import sentiment_pb2
 
 from harness.processes import wait_until
 from serving.gateway.access.api_keys import hash_line, new_key
-from serving.gateway.data_plane import DataPlane
 from serving.gateway.api.grpc_handlers import generic_handler
 from serving.gateway.api.grpc_server import build_server
+from serving.gateway.data_plane import DataPlane
 
 PREDICT = "/sentiment.v1.SentimentService/Predict"
 

@@ -7,9 +7,9 @@ import re
 import pytest
 from prometheus_client import generate_latest
 
+from serving.gateway.api.http_app import create_app
 from serving.gateway.data_plane import AVAILABLE, DataPlane
 from serving.gateway.errors import ModelServerFailure, ModelServerTimeout, ModelServerUnavailable
-from serving.gateway.api.http_app import create_app
 
 POSITIVE = "A good film, a great plot, good acting."
 NEGATIVE = "An awful film: bad plot, bad acting."

@@ -9,9 +9,9 @@ import pytest
 
 from serving.client import SentimentClient
 from serving.gateway.access.api_keys import hash_line, new_key
-from serving.gateway.data_plane import DataPlane
 from serving.gateway.api.grpc_server import build_server
 from serving.gateway.api.http_app import create_app
+from serving.gateway.data_plane import DataPlane
 from serving.gateway.observability.logs import FIELDS, JsonFormatter
 
 

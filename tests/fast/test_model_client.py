@@ -19,7 +19,12 @@ from serving.gateway.errors import (
     ModelServerUnavailable,
 )
 from serving.gateway.routing.model_client import ModelServerClient
-from serving.tfs_apis import get_model_status_pb2, model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
+from serving.tfs_apis import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 from text_contract.signature import INPUT_NAME, OUTPUT_NAME
 
 

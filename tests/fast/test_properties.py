@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving.gateway.errors import GatewayError
 from serving.gateway.api.http_app import parse_prediction_request
+from serving.gateway.errors import GatewayError
 from text_contract.tokenizer import FIRST_WORD_ID, Tokenizer, TokenizerContract, split_words
 
 TOKENIZER = Tokenizer(TokenizerContract(vocabulary=tuple(f"w{i}" for i in range(9_997)) + ()))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from sentiment.v1 import sentiment_pb2
 
 from serving.gateway.access.api_keys import hash_line, new_key
-from serving.gateway.data_plane import DataPlane
+from serving.gateway.access.rate_limits import RateLimiter
 from serving.gateway.api.grpc_server import build_server
 from serving.gateway.api.http_app import create_app
-from serving.gateway.access.rate_limits import RateLimiter
+from serving.gateway.data_plane import DataPlane
 from serving.gateway.settings import Settings, SettingsError
-from sentiment.v1 import sentiment_pb2
 
 
 class Clock:

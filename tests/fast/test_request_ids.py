@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import re
 
-from serving.gateway.access.request_ids import MAX_METADATA_CHARS, METADATA_KEY, request_id, request_id_metadata
+from serving.gateway.access.request_ids import (
+    MAX_METADATA_CHARS,
+    METADATA_KEY,
+    request_id,
+    request_id_metadata,
+)
 
 
 def test_plain_tokens_are_kept_and_anything_else_is_replaced():

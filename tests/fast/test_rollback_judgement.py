@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.gateway.data_plane import PredictRequest, DataPlane
+from serving.gateway.data_plane import DataPlane, PredictRequest
 from serving.gateway.errors import ModelServerTimeout
 from serving.gateway.routing.rollouts import STABLE
 
