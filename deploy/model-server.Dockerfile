@@ -12,7 +12,7 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN --mount=type=cache,target=/root/.cache/pip \
     python3 -m venv /opt/venv \
- && pip install -c requirements.lock tensorflow tensorflow-serving-api grpcio flask prometheus-client numpy protobuf
+ && pip install -c requirements.lock tensorflow tensorflow-serving-api grpcio flask waitress prometheus-client numpy protobuf
 
 COPY text_contract/ text_contract/
 COPY serving/__init__.py serving/tfs_apis.py serving/termination.py serving/

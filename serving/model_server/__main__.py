@@ -19,9 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import grpc  # noqa: E402
 import tensorflow as tf  # noqa: E402  (the real runtime before serving.tfs_apis)
-from werkzeug.serving import make_server  # noqa: E402
 
-from serving.model_server.access_log import AccessLog  # noqa: E402
+from serving.model_server.access_log import AccessLog, RestAccessLog  # noqa: E402
 from serving.model_server.config import (  # noqa: E402
     ConfigError,
     load_batching_parameters,
@@ -33,6 +32,7 @@ from serving.model_server.grpc_api import add_services  # noqa: E402
 from serving.model_server.manager import ModelManager  # noqa: E402
 from serving.model_server.metrics import observe_batch  # noqa: E402
 from serving.model_server.rest_api import create_rest_app  # noqa: E402
+from serving.model_server.rest_server import RestServer  # noqa: E402
 from serving.termination import TerminationSignal  # noqa: E402
 
 log = logging.getLogger("serving.model_server")
@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="gRPC port [env MODEL_SERVER_PORT; default 8500]")
     parser.add_argument("--rest_api_port", type=int, default=int(env("MODEL_SERVER_REST_PORT", "8501")),
                         help="REST port, 0 disables [env MODEL_SERVER_REST_PORT; default 8501]")
+    parser.add_argument("--rest_api_num_threads", type=int, default=4 * (os.cpu_count() or 1),
+                        help="REST worker threads [default 4 per core, as in TF Serving]")
     parser.add_argument("--host", default=env("MODEL_SERVER_HOST", "127.0.0.1"),
                         help="listen address [env MODEL_SERVER_HOST; default 127.0.0.1]")
     parser.add_argument("--model_config_file", type=Path, required=True, help="TF Serving models.config")
@@ -77,13 +79,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grpc_max_threads", type=int, default=64, help="gRPC worker threads [default 64]")
     parser.add_argument("--access_log", type=tf_serving_bool, nargs="?", const=True,
                         default=env("MODEL_SERVER_ACCESS_LOG", "false"),
-                        help="a log line per gRPC call with the gateway's request ids (not a TF Serving flag: "
-                             "set MODEL_SERVER_ACCESS_LOG=true to keep the command line TF Serving's) [default false]")
+                        help="a log line per gRPC call, with the gateway's request ids, and per REST "
+                             "request (not a TF Serving flag: set MODEL_SERVER_ACCESS_LOG=true to keep the "
+                             "command line TF Serving's) [default false]")
     parser.add_argument("--shutdown_grace_seconds", type=float, default=10,
                         help="on SIGTERM, time given to requests in flight [default 10]")
     args = parser.parse_args(argv)
     if args.batching_parameters_file and not args.enable_batching:
         parser.error("--batching_parameters_file needs --enable_batching")
+    if args.rest_api_num_threads < 1:
+        parser.error("--rest_api_num_threads must be at least 1")
     return args
 
 
@@ -139,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rest_api_port:
         prometheus = monitoring.prometheus_config if monitoring else None
         metrics_path = (prometheus.path or "/monitoring/prometheus/metrics") if prometheus and prometheus.enable else None
-        rest_server = make_server(
-            args.host, args.rest_api_port, create_rest_app(plane, metrics_path), threaded=True
-        )
-        threading.Thread(target=rest_server.serve_forever, name="rest", daemon=True).start()
+        rest_app = create_rest_app(plane, metrics_path)
+        rest_server = RestServer(RestAccessLog(rest_app) if args.access_log else rest_app,
+                                 args.host, args.rest_api_port, args.rest_api_num_threads)
+        rest_server.start()
 
     termination = TerminationSignal()
     threading.Thread(
@@ -154,9 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     termination.wait()
 
     log.info("shutting down: refusing new requests, finishing those in flight")
-    if rest_server:
-        threading.Thread(target=rest_server.shutdown, daemon=True).start()
+    # Both servers close their ports at once, then finish their requests side by side.
+    rest_stopped = rest_server.stop(args.shutdown_grace_seconds) if rest_server else None
     grpc_server.stop(args.shutdown_grace_seconds).wait(args.shutdown_grace_seconds + 1)
+    if rest_stopped:
+        rest_stopped.wait(args.shutdown_grace_seconds + 1)
     closing = threading.Thread(target=manager.close, daemon=True)
     closing.start()
     closing.join(args.shutdown_grace_seconds)

@@ -1,16 +1,19 @@
-"""One log line per gRPC call, naming the gateway's request ids: set
-``MODEL_SERVER_ACCESS_LOG=true`` (an environment variable, so that the command line stays
-TF Serving's). The gateway sends the ids of the requests a call carries, comma-separated,
-in the ``x-request-id`` metadata; a failed request can so be followed into this log."""
+"""One log line per gRPC call and per REST request: set ``MODEL_SERVER_ACCESS_LOG=true``
+(an environment variable, so that the command line stays TF Serving's). The gateway sends
+the ids of the requests a call carries, comma-separated, in the ``x-request-id`` metadata,
+and the call's line names them; a failed request can so be followed into this log."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import grpc
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger("serving.model_server.access")
 
@@ -45,3 +48,26 @@ class AccessLog(grpc.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(
             logged, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer,
         )
+
+
+class RestAccessLog:
+    """WSGI middleware writing the same line for each REST request, e.g.
+    ``GET /v1/models/imdb_lstm 200 1.2 ms request_id=-`` (the id from an ``X-Request-ID`` header)."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self._app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        status = "-"
+
+        def recording_status(status_line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            nonlocal status
+            status = status_line.split(" ", 1)[0]
+            return start_response(status_line, headers, exc_info)
+
+        try:
+            return self._app(environ, recording_status)
+        finally:
+            log.info("%s %s %s %.1f ms request_id=%s", environ["REQUEST_METHOD"], environ["PATH_INFO"],
+                     status, (time.perf_counter() - started) * 1000, environ.get("HTTP_X_REQUEST_ID", "-"))
