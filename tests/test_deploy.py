@@ -152,15 +152,16 @@ def dashboard_queries() -> dict[str, str]:
 
 
 def exported_sample_names() -> set[str]:
-    """Every sample name the gateway's and the model server's metrics export."""
+    """Every sample name the gateway's (its prediction log's too) and the model server's metrics export."""
     from prometheus_client.metrics import MetricWrapperBase
 
     from serving.gateway.observability import metrics as gateway_metrics
     from serving.model_server import metrics as model_server_metrics
+    from serving.predictions_log import metrics as prediction_log_metrics
 
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     return {family.name + suffix
-            for module in (gateway_metrics, model_server_metrics)
+            for module in (gateway_metrics, model_server_metrics, prediction_log_metrics)
             for metric in vars(module).values() if isinstance(metric, MetricWrapperBase)
             for family in metric.describe() for suffix in suffixes[family.type]}
 
