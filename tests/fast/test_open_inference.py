@@ -81,7 +81,7 @@ def test_rest_outputs_are_the_ones_asked_for_in_their_order_and_versions_can_be_
      "'parameters' of an output must be an object"),
     ("/v2/models/lstm/infer", infer_body([POSITIVE] * 9), {}, 413, "at most 8 per request"),
     ("/v2/models/lstm/infer", infer_body([POSITIVE]), {"Inference-Header-Content-Length": "10"}, 400,
-     "binary tensor data"),
+     "the JSON header (the body's first 10 bytes"),  # the binary extension: tests/fast/test_v2_binary.py
     ("/v2/models/lstm/versions/x/infer", infer_body([POSITIVE]), {}, 400, "positive whole number"),
     ("/v2/models/lstm/versions/9/infer", infer_body([POSITIVE]), {}, 404, "version 9"),
     ("/v2/models/gru/infer", infer_body([POSITIVE]), {}, 404, "unknown model 'gru'"),

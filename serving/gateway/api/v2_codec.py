@@ -117,21 +117,22 @@ def decode_text(element: bytes, index: int) -> str:
         raise InvalidInput(f"element {index} of input {INPUT_NAME!r} is not UTF-8 text") from None
 
 
-def split_raw_bytes(raw: bytes, max_elements: int) -> list[bytes]:
-    """The elements of a BYTES tensor in the protocol's binary form: each a 4-byte
-    little-endian length, then that many bytes. Stops at ``max_elements`` + 1: a request
-    of a million empty elements is refused after the first few, not parsed whole."""
+def split_raw_bytes(raw: bytes, max_elements: int, where: str) -> list[bytes]:
+    """The elements of a BYTES tensor in the protocol's binary form (``where`` names it in
+    errors): each a 4-byte little-endian length, then that many bytes. Stops at
+    ``max_elements`` + 1: a request of a million empty elements is refused after the first
+    few, not parsed whole."""
     elements, offset = [], 0
     while offset < len(raw):
         if len(elements) == max_elements:
-            raise PayloadTooLarge(f"too many texts: more than {max_elements} in raw input {INPUT_NAME!r} "
+            raise PayloadTooLarge(f"too many texts: more than {max_elements} in {where} "
                                   f"(at most {max_elements} per request)")
         if offset + 4 > len(raw):
-            raise InvalidInput(f"raw input {INPUT_NAME!r} ends inside an element's length prefix")
+            raise InvalidInput(f"{where} ends inside an element's 4-byte length prefix")
         (length,) = struct.unpack_from("<I", raw, offset)
         offset += 4
         if offset + length > len(raw):
-            raise InvalidInput(f"raw input {INPUT_NAME!r}: an element of {length} bytes runs past the data")
+            raise InvalidInput(f"{where}: an element of {length} bytes runs past the data")
         elements.append(raw[offset:offset + length])
         offset += length
     return elements

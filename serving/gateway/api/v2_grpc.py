@@ -33,7 +33,8 @@ def request_texts(request: pb.ModelInferRequest, max_texts: int) -> list[str]:
                                f"got {len(request.raw_input_contents)}")
         if tensor.contents.bytes_contents:
             raise InvalidInput(f"input {v2.INPUT_NAME!r} has both contents and raw_input_contents")
-        elements = v2.split_raw_bytes(request.raw_input_contents[0], max_texts)
+        raw = request.raw_input_contents[0]
+        elements = v2.split_raw_bytes(raw, max_texts, f"raw input {v2.INPUT_NAME!r}")
     else:
         elements = list(tensor.contents.bytes_contents)
     v2.check_element_count(tensor.shape, len(elements))
