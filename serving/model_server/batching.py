@@ -7,6 +7,11 @@ request has waited ``batch_timeout_micros``. The queue holds at most
 with UNAVAILABLE instead of waiting without bound. Batches are padded up to the
 next of ``allowed_batch_sizes`` (with copies of the first row, as TF Serving does)
 so the model only ever sees a few distinct shapes.
+
+At most ``num_batch_threads`` batches run at once. With ``batch_timeout_micros`` 0, a
+request that finds the queue empty and a batch slot free runs at once on the thread
+that submitted it: handing it to a batch thread and waking the caller again would cost
+two thread switches and no batching (there is nothing to batch it with).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ class BatchScheduler:
         self._capacity = options.max_batch_size * options.max_enqueued_batches
         self._queue: deque[_Task] = deque()
         self._queued_rows = 0
+        self._running = 0  # batches running, on batch threads or inline
         self._closed = False
         self._condition = threading.Condition()
         self._threads = [
@@ -70,10 +76,28 @@ class BatchScheduler:
                 raise Unavailable("the model version is being unloaded")
             if self._queued_rows + rows > self._capacity:
                 raise Unavailable("The batch scheduling queue to which this task was submitted is full")
-            self._queue.append(task)
-            self._queued_rows += rows
-            self._condition.notify()
+            inline = self._can_run_inline()
+            if inline:
+                self._running += 1
+            else:
+                self._queue.append(task)
+                self._queued_rows += rows
+                self._condition.notify()
+        if inline:
+            try:
+                self._run_batch([task])
+            finally:
+                self._batch_done()
         return task.result.result()
+
+    def _can_run_inline(self) -> bool:
+        return (self._options.batch_timeout_micros == 0 and not self._queue
+                and self._running < self._options.num_batch_threads)
+
+    def _batch_done(self) -> None:
+        with self._condition:
+            self._running -= 1
+            self._condition.notify_all()  # a batch thread may take the queue's next batch
 
     def close(self) -> None:
         """Stop accepting work; queued tasks still run."""
@@ -88,13 +112,16 @@ class BatchScheduler:
             batch = self._next_batch()
             if batch is None:
                 return
-            self._run_batch(batch)
+            try:
+                self._run_batch(batch)
+            finally:
+                self._batch_done()
 
     def _next_batch(self) -> list[_Task] | None:
         max_rows = self._options.max_batch_size
         with self._condition:
-            while not self._queue:
-                if self._closed:
+            while not self._queue or self._running >= self._options.num_batch_threads:
+                if self._closed and not self._queue:
                     return None
                 self._condition.wait()
             deadline = self._queue[0].enqueued + self._options.batch_timeout_micros / 1e6
@@ -109,6 +136,7 @@ class BatchScheduler:
                 batch.append(task)
                 rows += task.rows
             self._queued_rows -= rows
+            self._running += 1
             return batch
 
     def _run_batch(self, batch: list[_Task]) -> None:

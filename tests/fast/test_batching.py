@@ -93,3 +93,43 @@ def test_full_queue_and_oversized_requests_are_refused_at_once():
         pool.shutdown()
     assert all(f.result(5)["y"].shape == (16, 1) for f in [running, *queued])
     scheduler.close()
+
+
+class ConcurrencyModel:
+    """Records the threads it runs on and the most batches it ever ran at once."""
+
+    def __init__(self) -> None:
+        self.threads: set[str] = set()
+        self.most_at_once = 0
+        self._at_once = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, inputs):
+        with self._lock:
+            self._at_once += 1
+            self.most_at_once = max(self.most_at_once, self._at_once)
+            self.threads.add(threading.current_thread().name)
+        time.sleep(0.002)
+        with self._lock:
+            self._at_once -= 1
+        return {"y": inputs["x"] * 2}
+
+
+def test_a_lone_request_runs_on_the_callers_thread_only_without_a_batch_timeout():
+    for timeout_micros, on_caller in ((0, True), (1_000, False)):
+        model = ConcurrencyModel()
+        scheduler = BatchScheduler(model, options(batch_timeout_micros=timeout_micros))
+        scheduler.submit({"x": np.ones((1, 1))})
+        assert (model.threads == {threading.current_thread().name}) is on_caller, (timeout_micros, model.threads)
+        scheduler.close()
+
+
+def test_inline_runs_and_batch_threads_together_never_exceed_the_batch_threads():
+    model = ConcurrencyModel()
+    scheduler = BatchScheduler(model, options(num_batch_threads=2))
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda i: scheduler.submit({"x": np.full((1, 1), i)}), range(400)))
+    assert [int(r["y"][0, 0]) for r in results] == [2 * i for i in range(400)]
+    assert model.most_at_once == 2  # both slots were used, never more
+    assert any(name.startswith("batch-") for name in model.threads)  # under load, batch threads took queued work
+    scheduler.close()
