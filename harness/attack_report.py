@@ -3,9 +3,9 @@
 and without the attack, the attacker's answers, and the CPU time and peak memory of each
 process of the stack meanwhile.
 
-    python -m harness.attack_report FILE               # its table, on stdout
-    python -m harness.attack_report FILE --into DOC    # the table rendered into DOC, between
-                                                       # the markers BEGIN and END below
+    python -m harness.attack_report FILE    # its table, on stdout
+
+The published file's table is rendered into docs/operations.md by `python -m benchmarks.report`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 from harness.bystander import Stats
 
 RESULTS_VARIABLE = "SENTIMENT_ATTACK_RESULTS"
-BEGIN, END = "<!-- attack results: rendered from docs/results/attacks.json -->", "<!-- end of attack results -->"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -72,8 +71,7 @@ class AttackReport:
 
 def table(results: dict) -> str:
     """The results as a Markdown table."""
-    lines = [f"Attack tier, {results['date']}, commit `{results['commit'][:10]}`, `{results['command']}`.", "",
-             "| attack | bystander p50 / p99 alone | under attack | attacker's answers | CPU s, peak MiB per process |",
+    lines = ["| attack | bystander p50 / p99 alone | under attack | attacker's answers | CPU s, peak MiB per process |",
              "|---|---|---|---|---|"]
     for entry in results["attacks"]:
         alone, attacked = entry["bystander_alone"], entry["bystander_attacked"]
@@ -84,22 +82,12 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rendered_into(document: str, results: dict) -> str:
-    """``document`` with the table between its markers replaced by ``results``' table."""
-    start, end = document.index(BEGIN) + len(BEGIN), document.index(END)
-    return f"{document[:start]}\n\n{table(results)}\n{document[end:]}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m harness.attack_report", description=__doc__.split("\n")[0])
     parser.add_argument("results", type=Path)
-    parser.add_argument("--into", type=Path, help="a Markdown file with the markers, rendered in place")
     args = parser.parse_args()
     results = json.loads(args.results.read_text())
-    if args.into is None:
-        print(table(results), end="")
-    else:
-        args.into.write_text(rendered_into(args.into.read_text(), results))
+    print(table(results), end="")
 
 
 if __name__ == "__main__":
