@@ -41,7 +41,7 @@ from harness.certificates import make_certificates
 from harness.processes import IMDB_TARBALL, free_port, wait_until
 from harness.slow_clients import NormalClient, SlowClients
 from serving.client import SentimentClient
-from serving.gateway.access.api_keys import hash_line, new_key
+from serving.gateway.access.api_keys import create
 from text_contract.tokenizer import DEFAULT_MAXLEN as MAXLEN
 from training.signature import compiled_shapes
 
@@ -122,9 +122,10 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     shutil.copy(ROOT / "deploy" / "rollouts" / "rollouts.yaml", rollouts_dir / "rollouts.yaml")
     rollouts_dir.chmod(0o755)
     (rollouts_dir / "rollouts.yaml").chmod(0o644)
-    # The compose file asks for API keys: a key file like deploy/keys/api-keys, with one key.
-    keys_dir, api_key = tmp_path_factory.mktemp("keys"), new_key()
-    (keys_dir / "api-keys").write_text(hash_line("compose-test", api_key) + "\n")
+    # The compose file asks for API keys: a key file made as docs/operations.md says for
+    # deploy/keys/local/api-keys (the documented command's `create`, then readable by the gateway's user).
+    keys_dir = tmp_path_factory.mktemp("keys")
+    api_key = create(keys_dir / "api-keys", "compose-test")
     keys_dir.chmod(0o755)
     (keys_dir / "api-keys").chmod(0o644)
     # The certificate and key for deploy/tls/compose.tls.yml, readable by the containers' user.

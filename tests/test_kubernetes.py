@@ -1,12 +1,19 @@
-"""deploy/kubernetes, validated offline: kustomize renders it, every object passes the
-Kubernetes JSON schemas, and it agrees with docker-compose.yml and the gateway.
-Plus the piece of it that runs here: gRPC round robin over two model servers."""
+"""deploy/kubernetes, validated offline: kustomize renders it, alone and with its components
+in every combination and order, every object passes the Kubernetes JSON schemas, and it
+agrees with docker-compose.yml and the gateway. Plus the pieces of it that run here: gRPC
+round robin over two model servers, and kubectl creating a training run from the CronJob."""
 
 from __future__ import annotations
 
 import base64
+import itertools
+import json
+import os
 import re
 import subprocess
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import kubernetes_validate
@@ -28,12 +35,12 @@ from serving.gateway.routing.rollouts import load_document, parse_rollouts
 from serving.gateway.settings import Settings
 
 KUBERNETES = ROOT / "deploy" / "kubernetes"
-KUSTOMIZATIONS = {
-    "base": KUBERNETES,
-    "prometheus-operator": KUBERNETES / "overlays" / "prometheus-operator",
-    "autoscale-in-flight": KUBERNETES / "overlays" / "autoscale-in-flight",
-    "tls": KUBERNETES / "overlays" / "tls",
-}
+PRODUCTION = ("tls", "autoscale-in-flight", "prometheus-operator")  # what overlays/production lists
+COMPONENTS = (*PRODUCTION, "trainer-data")
+# Every combination of the serving components, each in every order (16 renderings); the
+# trainer's, which touches only the CronJob, alone and before and after all of them.
+STACKS = [*(order for size in range(len(PRODUCTION) + 1) for order in itertools.permutations(PRODUCTION, size)),
+          ("trainer-data",), ("trainer-data", *PRODUCTION), (*PRODUCTION, "trainer-data")]
 # The oldest version kubectl here speaks and the newest schemas the validator ships.
 KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
 # Custom resources of the Prometheus Operator: no schema in Kubernetes' own set.
@@ -53,14 +60,45 @@ def render(path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
+def render_stack(components: tuple[str, ...], folder: Path) -> list[dict]:
+    """The base with ``components`` in this order, as an overlay of one's own would list them."""
+    folder.mkdir()
+    def relative(path: Path) -> str:  # kustomize refuses absolute paths
+        return os.path.relpath(path, folder)
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [relative(KUBERNETES / "base")],
+        "components": [relative(KUBERNETES / "components" / name) for name in components]}))
+    return render(folder)
+
+
+def by_name(objects: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(obj["kind"], obj["metadata"]["name"]): obj for obj in objects}
+
+
 @pytest.fixture(scope="module")
-def rendered() -> dict[str, list[dict]]:
-    return {name: render(path) for name, path in KUSTOMIZATIONS.items()}
+def stacks(tmp_path_factory) -> dict[tuple[str, ...], list[dict]]:
+    folder = tmp_path_factory.mktemp("stacks")
+    return {order: render_stack(order, folder / ("-".join(order) or "none")) for order in STACKS}
+
+
+@pytest.fixture(scope="module")
+def rendered(stacks) -> dict[str, list[dict]]:
+    """What an operator applies: the plain default, the production example, one component each."""
+    return {"base": render(KUBERNETES), "production": render(KUBERNETES / "overlays" / "production"),
+            **{name: stacks[(name,)] for name in COMPONENTS}}
 
 
 @pytest.fixture(scope="module")
 def base(rendered) -> dict[tuple[str, str], dict]:
-    return {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered["base"]}
+    return by_name(rendered["base"])
+
+
+def pod_spec(obj: dict) -> dict | None:
+    """The pod template's spec of a workload, else None."""
+    if obj["kind"] == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return obj["spec"]["template"]["spec"] if obj["kind"] in ("Deployment", "Job") else None
 
 
 def containers(base, name: str) -> dict[str, dict]:
@@ -73,20 +111,22 @@ def env(container: dict) -> dict[str, str]:
 
 def test_every_kustomization_renders_offline(rendered):
     kinds = {obj["kind"] for obj in rendered["base"]}
-    assert {"Namespace", "PersistentVolumeClaim", "Job", "Deployment", "Service", "ConfigMap",
+    assert {"Namespace", "PersistentVolumeClaim", "CronJob", "Deployment", "Service", "ConfigMap",
             "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
-    namespaced = [obj for obj in rendered["base"] if obj["kind"] != "Namespace"]
-    assert all(obj["metadata"].get("namespace") == "sentiment" for obj in namespaced)
+    for name, objects in rendered.items():
+        namespaced = [obj for obj in objects if obj["kind"] != "Namespace"]
+        assert all(obj["metadata"].get("namespace") == "sentiment" for obj in namespaced), name
+        assert all(obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "sentiment" for obj in objects), name
     assert {obj["kind"] for obj in rendered["prometheus-operator"]} - kinds == CUSTOM_KINDS
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_rendered_objects_validate_against_the_kubernetes_schemas(rendered, version):
-    for name, objects in rendered.items():
-        for obj in objects:
-            if obj["kind"] in CUSTOM_KINDS:
-                continue
-            kubernetes_validate.validate(obj, version, strict=True)  # raises, naming the field
+def test_rendered_objects_validate_against_the_kubernetes_schemas(rendered, stacks, version):
+    # Each distinct object once: most are the same in every rendering.
+    distinct = {json.dumps(obj, sort_keys=True): obj for objects in [*rendered.values(), *stacks.values()]
+                for obj in objects if obj["kind"] not in CUSTOM_KINDS}
+    for obj in distinct.values():
+        kubernetes_validate.validate(obj, version, strict=True)  # raises, naming the field
     deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
                   "spec": {"replicas": "two", "selector": {}, "template": {}}}
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -95,9 +135,9 @@ def test_rendered_objects_validate_against_the_kubernetes_schemas(rendered, vers
 
 def test_pods_run_non_root_read_only_without_capabilities(base):
     for (kind, name), obj in base.items():
-        if kind not in ("Deployment", "Job"):
+        pod = pod_spec(obj)
+        if pod is None:
             continue
-        pod = obj["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
         for container in pod["containers"]:
@@ -121,7 +161,7 @@ def test_images_and_tf_serving_flags_match_docker_compose(base):
     assert tfserving["readinessProbe"]["exec"]["command"] == ["/bin/sh", "-c", compose_check[1].replace("$$", "$")]
     mounts = {m["mountPath"]: m for m in tfserving["volumeMounts"]}
     assert mounts["/models"]["readOnly"] and mounts["/config"]["readOnly"]
-    trainer = base[("Job", "trainer")]["spec"]["template"]["spec"]["containers"][0]
+    trainer = pod_spec(base[("CronJob", "trainer")])["containers"][0]
     for container in [*containers(base, "gateway").values(), trainer]:
         assert container["image"].rsplit(":", 1)[1] == PROJECT_VERSION
 
@@ -195,13 +235,17 @@ def test_the_rollout_file_is_the_one_compose_mounts_and_reaches_both_gateway_con
                                 "GATEWAY_ROLLOUTS_FILE", "${SENTIMENT_ROLLOUTS_DIR:-./deploy/rollouts}")
 
 
-def test_api_keys_are_on_by_default_from_the_file_compose_mounts(base):
+def test_api_keys_are_on_by_default_and_compose_reads_them_outside_the_tracked_files(base):
     shipped = ROOT / "deploy" / "keys" / "api-keys"
     assert parse_key_file(shipped.read_text(), str(shipped)) == []  # no key: every prediction route answers 401
     secret = base[("Secret", "gateway-api-keys")]  # no name hash: edits reach running pods
     assert base64.b64decode(secret["data"]["api-keys"]).decode() == shipped.read_text()
     assert_mounted_like_compose(base, {"name": "api-keys", "secret": {"secretName": "gateway-api-keys"}},
-                                "GATEWAY_API_KEYS_FILE", "${SENTIMENT_API_KEYS_DIR:-./deploy/keys}")
+                                "GATEWAY_API_KEYS_FILE", "${SENTIMENT_API_KEYS_DIR:-./deploy/keys/local}")
+    # Compose's default key file is one git ignores: a key line is never one `git add` from a commit.
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "deploy/keys/local/api-keys"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=30)
+    assert ignored.returncode == 0, ignored.stderr or "deploy/keys/local/api-keys is not ignored by git"
 
 
 def test_rollouts_keep_capacity_and_termination_outlasts_the_drain(base):
@@ -230,7 +274,7 @@ def test_only_the_gateway_and_prometheus_reach_tf_serving(base):
 
 
 def test_monitoring_matches_the_compose_deployment(rendered, base):
-    operator = {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered["prometheus-operator"]}
+    operator = by_name(rendered["prometheus-operator"])
     alerts = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
     assert operator[("PrometheusRule", "sentiment")]["spec"] == alerts
     (dashboard,) = [obj for (kind, name), obj in operator.items()
@@ -247,11 +291,10 @@ def test_monitoring_matches_the_compose_deployment(rendered, base):
 
 
 def test_in_flight_autoscaling_uses_a_metric_the_gateway_exports(rendered):
-    hpa = {(o["kind"], o["metadata"]["name"]): o for o in rendered["autoscale-in-flight"]}[
-        ("HorizontalPodAutoscaler", "gateway")]
+    hpa = by_name(rendered["autoscale-in-flight"])[("HorizontalPodAutoscaler", "gateway")]
     (pods_metric,) = [m["pods"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
     assert pods_metric["metric"]["name"] == metrics.IN_FLIGHT.describe()[0].name
-    adapter_values = KUBERNETES / "overlays" / "autoscale-in-flight" / "prometheus-adapter-values.yaml"
+    adapter_values = KUBERNETES / "components" / "autoscale-in-flight" / "prometheus-adapter-values.yaml"
     adapter = yaml.safe_load(adapter_values.read_text())
     assert metrics.IN_FLIGHT.describe()[0].name in adapter["rules"]["custom"][0]["seriesQuery"]
 
@@ -285,8 +328,8 @@ def test_round_robin_spreads_gateway_calls_over_model_servers(models_dir, tmp_pa
             server.process.stop()
 
 
-def test_the_tls_overlay_is_the_compose_tls_file(rendered):
-    tls = {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered["tls"]}
+def test_the_tls_component_is_the_compose_tls_file(rendered):
+    tls = by_name(rendered["tls"])
     compose = yaml.safe_load((ROOT / "deploy" / "tls" / "compose.tls.yml").read_text())["services"]
     secret_volume = {"name": "tls", "secret": {"secretName": "sentiment-tls"}}
     edge_pod = tls[("Deployment", "edge")]["spec"]["template"]["spec"]
@@ -319,9 +362,151 @@ def test_the_namespace_denies_by_default_and_mounts_no_api_token(base):
             for rule in obj["spec"].get("ingress", []):
                 for peer in rule.get("from", []):
                     assert peer.get("namespaceSelector", {"matchLabels": 1}) != {}, name
-        if kind in ("Deployment", "Job"):
-            assert obj["spec"]["template"]["spec"]["automountServiceAccountToken"] is False, name
+        if pod_spec(obj) is not None:
+            assert pod_spec(obj)["automountServiceAccountToken"] is False, name
     egress = {name: [rule["ports"] for rule in base[("NetworkPolicy", name)]["spec"]["egress"]]
               for name in ("gateway", "edge", "trainer")}
     assert egress == {"gateway": [[{"port": 8500, "protocol": "TCP"}]], "edge": [[{"port": 8000, "protocol": "TCP"}]],
                       "trainer": [[{"port": 443, "protocol": "TCP"}]]}
+
+
+def has_tls(objects: dict) -> bool:
+    """The edge serves HTTPS from the Secret and the gateway's gRPC port speaks TLS."""
+    edge = pod_spec(objects[("Deployment", "edge")])
+    (nginx,) = edge["containers"]
+    grpc = {c["name"]: c for c in pod_spec(objects[("Deployment", "gateway")])["containers"]}["grpc"]
+    mounted = {"name": "tls", "secret": {"secretName": "sentiment-tls"}} in edge["volumes"] and any(
+        mount["name"] == "tls" and mount["mountPath"] == env(nginx).get("EDGE_TLS_DIR") for mount in nginx["volumeMounts"])
+    https = 443 in [port["port"] for port in objects[("Service", "edge")]["spec"]["ports"]]
+    return mounted and https and "GATEWAY_GRPC_TLS_CERT" in env(grpc)
+
+
+def scales_on_in_flight(objects: dict) -> bool:
+    hpa = objects[("HorizontalPodAutoscaler", "gateway")]["spec"]["metrics"]
+    names = [m["pods"]["metric"]["name"] if m["type"] == "Pods" else m["resource"]["name"] for m in hpa]
+    assert "cpu" in names, names  # CPU stays a reason to scale either way
+    return metrics.IN_FLIGHT.describe()[0].name in names
+
+
+def has_operator_objects(objects: dict) -> bool:
+    return {("ServiceMonitor", "gateway"), ("ServiceMonitor", "tfserving"), ("PrometheusRule", "sentiment")} <= set(objects)
+
+
+def trains_from_mounted_data(objects: dict) -> bool:
+    pod = pod_spec(objects[("CronJob", "trainer")])
+    (trainer,) = pod["containers"]
+    mounted = {"name": "data", "mountPath": "/data", "readOnly": True} in trainer["volumeMounts"]
+    data_arg = trainer["args"][-2:] == ["--data", "/data/aclImdb_v1.tar.gz"]
+    assert mounted == data_arg == (("PersistentVolumeClaim", "training-data") in objects)
+    # Egress on 443 exactly when the trainer downloads.
+    assert (("NetworkPolicy", "trainer") in objects) != mounted
+    return mounted
+
+
+FEATURES: dict[str, Callable[[dict], bool]] = {
+    "tls": has_tls, "autoscale-in-flight": scales_on_in_flight,
+    "prometheus-operator": has_operator_objects, "trainer-data": trains_from_mounted_data,
+}
+
+
+def test_components_stack_in_any_order_and_each_feature_survives(stacks):
+    assert set(FEATURES) == set(COMPONENTS) == {path.name for path in (KUBERNETES / "components").iterdir()}
+    for order, objects in stacks.items():
+        present = {name for name, has in FEATURES.items() if has(by_name(objects))}
+        assert present == set(order), f"components {order} render the features {sorted(present)}"
+        # The order changes nothing: the same objects as the components in their canonical order.
+        canonical = tuple(name for name in COMPONENTS if name in order)
+        assert sorted(objects, key=json.dumps) == sorted(stacks[canonical], key=json.dumps), order
+
+
+def test_the_production_overlay_is_the_three_features_combined(rendered, stacks):
+    assert sorted(rendered["production"], key=json.dumps) == sorted(stacks[PRODUCTION], key=json.dumps)
+
+
+def test_applying_never_starts_a_training_run(rendered, stacks):
+    for name, objects in [*rendered.items(), *stacks.items()]:
+        kinds = [obj["kind"] for obj in objects]
+        assert "Job" not in kinds and "Pod" not in kinds, name  # nothing that publishes a version on apply
+        (trainer,) = [obj for obj in objects if obj["kind"] == "CronJob"]
+        assert trainer["spec"]["suspend"] is True and trainer["spec"]["concurrencyPolicy"] == "Forbid", name
+
+
+class StandInApiServer:
+    """Just enough of the Kubernetes API for `kubectl create job --from=cronjob/...`: discovery
+    and one CronJob, so that kubectl itself builds the Job, offline."""
+
+    def __init__(self, cron_job: dict) -> None:
+        metadata = cron_job["metadata"]
+        served = {**cron_job, "metadata": {**metadata, "uid": "00000000-0000-0000-0000-000000000001"}}
+        resources = [{"name": "cronjobs", "singularName": "cronjob", "namespaced": True, "kind": "CronJob",
+                      "verbs": ["get"]},
+                     {"name": "jobs", "singularName": "job", "namespaced": True, "kind": "Job", "verbs": ["create"]}]
+        batch = {"groupVersion": "batch/v1", "version": "v1"}
+        self.documents = {
+            "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
+            "/apis": {"kind": "APIGroupList", "apiVersion": "v1",
+                      "groups": [{"name": "batch", "versions": [batch], "preferredVersion": batch}]},
+            "/apis/batch/v1": {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "batch/v1",
+                               "resources": resources},
+            f"/apis/batch/v1/namespaces/{metadata['namespace']}/cronjobs/{metadata['name']}": served,
+        }
+        documents = self.documents
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                body = documents.get(self.path.partition("?")[0])
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(json.dumps(body or {"kind": "Status", "apiVersion": "v1", "code": 404}).encode())
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+    def __enter__(self) -> str:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def without_nulls(value: object) -> object:
+    """``value`` less its null fields: kubectl's client-side output carries
+    ``creationTimestamp: null``, which the API server fills in."""
+    if isinstance(value, dict):
+        return {key: without_nulls(item) for key, item in value.items() if item is not None}
+    return [without_nulls(item) for item in value] if isinstance(value, list) else value
+
+
+def documented_training_command() -> str:
+    (command,) = set(re.findall(r"^kubectl -n sentiment create job --from=cronjob/trainer .+$",
+                                (ROOT / "docs" / "deployment.md").read_text(), re.M))
+    return command
+
+
+@pytest.mark.parametrize("components", [(), ("trainer-data",)])
+def test_the_documented_training_command_creates_a_valid_job(stacks, tmp_path, components):
+    cron_job = by_name(stacks[components])[("CronJob", "trainer")]
+    with StandInApiServer(cron_job) as server:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "stand-in",
+            "clusters": [{"name": "stand-in", "cluster": {"server": server}}],
+            "contexts": [{"name": "stand-in", "context": {"cluster": "stand-in", "user": "stand-in"}}],
+            "users": [{"name": "stand-in", "user": {}}]}))
+        made = subprocess.run(["sh", "-c", documented_training_command() + " --dry-run=client -o yaml"],
+                              env={**os.environ, "KUBECONFIG": str(kubeconfig)}, capture_output=True, text=True,
+                              timeout=60)
+    assert made.returncode == 0, made.stderr
+    job = without_nulls(yaml.safe_load(made.stdout))
+    assert job["kind"] == "Job" and re.fullmatch(r"trainer-\d+", job["metadata"]["name"])  # a new name each run
+    assert job["metadata"]["namespace"] == "sentiment"
+    assert job["spec"] == cron_job["spec"]["jobTemplate"]["spec"]
+    # The NetworkPolicy "trainer" selects the run's pods by this label.
+    assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == "trainer"
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(job, version, strict=True)

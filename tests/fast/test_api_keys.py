@@ -1,9 +1,11 @@
-"""API keys in process: the key file, HTTP and gRPC refusals, rotation and reload."""
+"""API keys in process: the key file, HTTP and gRPC refusals, rotation and reload, the key commands."""
 
 from __future__ import annotations
 
 import logging
 import os
+import pty
+import stat
 import subprocess
 import sys
 import time
@@ -15,9 +17,12 @@ from prometheus_client import REGISTRY
 
 from serving.client import SentimentClient
 from serving.gateway.access.api_keys import (
+    KEY_PREFIX,
     KeyFileError,
     KeyStore,
+    create,
     hash_line,
+    main,
     new_key,
     parse_key_file,
     presented_key,
@@ -137,23 +142,84 @@ def test_an_edited_key_file_takes_effect_without_a_restart(keys, caplog):
         KeyStore(file)  # at start-up a broken file is an error
 
 
-def test_the_create_command_prints_the_key_once_and_its_line(tmp_path):
-    made = subprocess.run([sys.executable, "-m", "serving.gateway.access.api_keys", "create", "reviews-app"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert made.returncode == 0, made.stderr
-    key = made.stderr.strip().rsplit(" ", 1)[1]
-    (entry,) = parse_key_file(made.stdout, "stdout")
-    assert entry.key_id == "reviews-app" and entry.matches(key) and key not in made.stdout
-    refused = subprocess.run([sys.executable, "-m", "serving.gateway.access.api_keys", "create", "bad id"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 2 and "key id" in refused.stderr
+def test_the_create_command_prints_only_the_key_on_a_terminal_and_writes_its_line(tmp_path):
+    """Run as a person would, stdout on a terminal (a pseudo-TTY): the terminal shows the key
+    and nothing else; the line goes to the file itself, never through a redirection."""
+    file = tmp_path / "new-folder" / "api-keys"
+    terminal, child_end = pty.openpty()
+    # -S: no site-packages, as with any python3 in a checkout without the project's environment.
+    made = subprocess.Popen([sys.executable, "-S", "-m", "serving.gateway.access.api_keys", "create", "reviews-app",
+                             "--file", str(file)], cwd=ROOT, stdin=child_end, stdout=child_end,
+                            stderr=subprocess.PIPE, text=True)
+    os.close(child_end)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 1024)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    messages = made.stderr.read()
+    assert made.wait(timeout=60) == 0, messages
+    key = shown.decode().strip()
+    assert shown.decode() == f"{key}\r\n" and key.startswith(KEY_PREFIX)  # the key, one line, nothing else
+    (entry,) = parse_key_file(file.read_text(), str(file))
+    assert entry.key_id == "reviews-app" and entry.matches(key) and key not in file.read_text()
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600 and "added reviews-app" in messages and key not in messages
 
 
-def test_v2_refusals_use_the_protocol_error_shape_and_the_document_shows_the_schemes(guarded, settings):
-    with create_app(settings.with_changes(api_keys_file=guarded.settings.api_keys_file), guarded).test_client() as http:
-        refused = http.post("/v2/models/lstm/infer", json={})
-        assert refused.status_code == 401 and isinstance(refused.get_json()["error"], str)
-        spec = http.get("/openapi.json").get_json()
-    assert set(spec["components"]["securitySchemes"]) == {"bearer", "apiKey"}
-    assert "401" in spec["paths"]["/v1/sentiment"]["post"]["responses"]
-    assert "security" not in spec["paths"]["/healthz"]["get"]
+def test_created_keys_add_lines_in_one_rename_keeping_the_file_mode(tmp_path, capsys):
+    file = tmp_path / "api-keys"
+    assert main(["create", "first", "--file", str(file)]) == 0
+    first = capsys.readouterr().out.strip()
+    file.chmod(0o644)  # made readable for a gateway running as another user: it stays so
+    before = file.stat().st_ino
+    assert main(["create", "second", "--file", str(file)]) == 0
+    second = capsys.readouterr().out.strip()
+    assert file.stat().st_ino != before and stat.S_IMODE(file.stat().st_mode) == 0o644  # a new file renamed in
+    assert [path.name for path in tmp_path.iterdir()] == ["api-keys"]  # no temporary file left
+    assert KeyStore(file).identify(first) == "first" and KeyStore(file).identify(second) == "second"
+
+
+def test_revoke_removes_one_line_and_the_gateway_follows(tmp_path):
+    file = tmp_path / "api-keys"
+    old, new = create(file, "app"), create(file, "app-2")
+    clock = Clock()
+    store = KeyStore(file, clock=clock)
+    assert (store.identify(old), store.identify(new)) == ("app", "app-2")
+    assert main(["revoke", "app", "--file", str(file)]) == 0
+    os.utime(file, ns=(time.time_ns(), time.time_ns() + 10**9))  # a distinct stamp, however coarse the clock
+    clock.now = CHECK_SECONDS
+    assert (store.identify(old), store.identify(new)) == (None, "app-2")
+    assert [entry.key_id for entry in parse_key_file(file.read_text(), "keys")] == ["app-2"]
+
+
+@pytest.mark.parametrize("command, existing, message", [
+    (["create", "app"], "app 00 " + "0" * 64 + "\n", "has a key 'app' already"),
+    (["create", "app"], "not a key line\n", "line 1: expected"),  # the gateway would refuse it: not extended
+    (["revoke", "gone"], "app 00 " + "0" * 64 + "\n", "has no key 'gone'"),
+    (["create", "bad id"], "", "key id 'bad id'"),
+])
+def test_bad_edits_are_refused_leaving_the_file_as_it_was(tmp_path, capsys, command, existing, message):
+    file = tmp_path / "api-keys"
+    file.write_text(existing)
+    with pytest.raises(SystemExit) as refused:
+        main([*command, "--file", str(file)])
+    assert refused.value.code == 2
+    output = capsys.readouterr()
+    assert message in output.err and output.out == "" and file.read_text() == existing
+
+
+def test_a_folder_given_as_the_file_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["create", "app", "--file", str(tmp_path)])
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_a_missing_key_file_at_start_up_says_how_to_make_one(tmp_path):
+    with pytest.raises(KeyFileError, match=r"no such file; make it with `python -m serving.gateway.access.api_keys "
+                                           r"create ID --file FILE`"):
+        KeyStore(tmp_path / "api-keys")
