@@ -72,9 +72,10 @@ class LocalStack:
 
 
 @contextmanager
-def local_stack(models_dir: Path, run_dir: Path, **settings: str) -> Iterator[LocalStack]:
+def local_stack(models_dir: Path, run_dir: Path, root: Path = ROOT, **settings: str) -> Iterator[LocalStack]:
     """The running stack, ready through the edge; stopped (SIGTERM to its process group) on exit.
-    ``settings`` (``GATEWAY_*``, ``EDGE_*`` variables) reach every process of the stack."""
+    ``settings`` (``GATEWAY_*``, ``EDGE_*`` variables) reach every process of the stack; ``root``
+    is the checkout whose code runs (another commit's worktree, for a before/after)."""
     ports = {name: free_port() for name in
              ("HTTP_PORT", "GATEWAY_HTTP_PORT", "GRPC_PORT", "MODEL_SERVER_PORT", "MODEL_SERVER_REST_PORT")}
     env = {**os.environ, **{name: str(port) for name, port in ports.items()},
@@ -82,7 +83,7 @@ def local_stack(models_dir: Path, run_dir: Path, **settings: str) -> Iterator[Lo
            # Tests and benchmarks send from one address faster than the edge's default
            # per-client rate; the limit itself is tested on an edge of its own.
            "EDGE_RATE_LIMIT": "1000000", "EDGE_RATE_BURST": "1000000", **settings}
-    process = subprocess.Popen(["bash", "deploy/local/run.sh"], cwd=ROOT, env=env, start_new_session=True,
+    process = subprocess.Popen(["bash", "deploy/local/run.sh"], cwd=root, env=env, start_new_session=True,
                                stdout=(run_dir / "run.log").open("wb"), stderr=subprocess.STDOUT)
     stack = LocalStack(process, ports["HTTP_PORT"], ports["GATEWAY_HTTP_PORT"], ports["GRPC_PORT"], run_dir)
     try:
