@@ -27,6 +27,7 @@ import numpy as np
 
 from benchmarks import results as results_file
 from benchmarks.stack import Stack, latest_version
+from benchmarks.tables import change, count, ms, table
 from harness.processes import IMDB_TARBALL
 from text_contract.layout import SERVED_MODELS
 
@@ -291,14 +292,9 @@ def headline(rows: list[dict], floor: dict) -> str:
 
 
 def render(rows: list[dict]) -> str:
-    def ms(value):
+    """Every row of a run, as `python -m benchmarks` prints it."""
+    def tenth(value):
         return "-" if value is None else f"{value:.1f}"
-
-    def cpu(row):
-        if "cpu_ms_per_row" in row:
-            return f"{row['cpu_ms_per_row']:.2f} per row"
-        split = row.get("cpu_ms_per_request")
-        return "-" if not split else " / ".join(f"{split[k]:.2f}" for k in ("model_server", "gateway", "load_generator"))
 
     lines = ["| model | scenario | clients | texts/req | req/s | reviews/s | p50 ms | p90 ms | p99 ms | errors "
              "| x raw b64 | CPU ms/req: model server, gateway, hey | rows per model-server batch |",
@@ -306,10 +302,68 @@ def render(rows: list[dict]) -> str:
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['scenario']} | {r['clients']} | {r['texts_per_request']} | {r['requests_per_s']:.0f} "
-            f"| {r['reviews_per_s']:.0f} | {ms(r['p50_ms'])} | {ms(r['p90_ms'])} | {ms(r['p99_ms'])} "
-            f"| {r['errors']} | {r['x_raw_batch64']:.2f} | {cpu(r)} | {r.get('rows_per_batch', '-')} |"
+            f"| {r['reviews_per_s']:.0f} | {tenth(r['p50_ms'])} | {tenth(r['p90_ms'])} | {tenth(r['p99_ms'])} "
+            f"| {r['errors']} | {r['x_raw_batch64']:.2f} | {_cpu_cell(r)} | {r.get('rows_per_batch', '-')} |"
         )
     return "\n".join(lines)
+
+
+# (scenario, clients, texts per request) of the serving-path table in docs/benchmarks.md
+PAGE_ROWS = (
+    ("raw signature, batch 1", 1, 1), ("raw signature, batch 64", 1, 64), ("model server gRPC", 64, 1),
+    ("gateway HTTP", 1, 1), ("gateway HTTP", 64, 1), ("gateway HTTP", 4, 32),
+    ("gateway gRPC", 1, 1), ("gateway gRPC", 64, 1), ("naive Flask + model.predict", 16, 1),
+)
+
+
+def _row(rows: list[dict], model: str, scenario: str, clients: int = 64, texts: int = 1) -> dict:
+    return next(r for r in rows if r["model"] == model and r["scenario"] == scenario
+                and r["clients"] == clients and r["texts_per_request"] == texts)
+
+
+def _cpu_cell(row: dict) -> str:
+    if "cpu_ms_per_row" in row:
+        return f"{row['cpu_ms_per_row']:.2f} per row"
+    split = row.get("cpu_ms_per_request")
+    return "-" if not split else " / ".join(f"{split[k]:.2f}" for k in ("model_server", "gateway", "load_generator"))
+
+
+def render_serving_path(results: dict) -> str:
+    """The LSTM's rows of docs/benchmarks.md's serving-path table, then SimpleRNN and the floor."""
+    rows = results["rows"]
+    lines = table(
+        ("scenario", "clients", "texts/request", "req/s", "reviews/s", "p50 ms", "p99 ms",
+         "CPU ms per request: model server / gateway / load generator", "rows per model-server batch"),
+        ((scenario, clients, texts, count(r["requests_per_s"]), count(r["reviews_per_s"]), ms(r["p50_ms"]),
+          ms(r["p99_ms"]), _cpu_cell(r), r.get("rows_per_batch", "-"))
+         for scenario, clients, texts in PAGE_ROWS
+         for r in [_row(rows, "lstm", scenario, clients, texts)]))
+    http, grpc = _row(rows, "simple_rnn", "gateway HTTP"), _row(rows, "simple_rnn", "gateway gRPC")
+    floor = results["framework_floor"]
+    return (f"{lines}\n\nSimpleRNN in the same run: gateway HTTP at 64 clients {count(http['requests_per_s'])} req/s "
+            f"(gateway {http['cpu_ms_per_request']['gateway']:.2f} ms of CPU per request, model server "
+            f"{http['cpu_ms_per_request']['model_server']:.2f} ms), gRPC {count(grpc['requests_per_s'])} req/s. "
+            f"The framework floor (a Flask app that only parses the body, under the same HTTP server settings, "
+            f"64 clients): {floor['cpu_ms_per_request']['gateway']:.2f} ms of CPU per request, "
+            f"{count(floor['requests_per_s'])} req/s.")
+
+
+def render_open_inference(results: dict) -> str:
+    """sentiment.v1 beside V2 (Open Inference Protocol), single text, 64 clients: req/s and gateway CPU."""
+    rows, cells, ratios = results["rows"], [], {"HTTP": [], "gRPC": []}
+    for model in SERVED_MODELS:
+        line = [model]
+        for transport in ("HTTP", "gRPC"):
+            v1, v2 = _row(rows, model, f"gateway {transport}"), _row(rows, model, f"V2 {transport}")
+            v1_ms, v2_ms = v1["cpu_ms_per_request"]["gateway"], v2["cpu_ms_per_request"]["gateway"]
+            ratios[transport].append(v2_ms / v1_ms)
+            line += [f"{count(v1['requests_per_s'])} req/s, {v1_ms:.2f} ms",
+                     f"{count(v2['requests_per_s'])} req/s, {v2_ms:.2f} ms ({change(v2_ms, v1_ms)})"]
+        cells.append(line)
+    averaged = {transport: sum(values) / len(values) for transport, values in ratios.items()}
+    return (table(("model", "sentiment.v1 HTTP", "V2 HTTP", "sentiment.v1 gRPC", "V2 gRPC"), cells)
+            + f"\n\nAveraged over the models, V2 costs the gateway {change(averaged['HTTP'], 1)} of CPU per request "
+            f"against sentiment.v1 on HTTP and {change(averaged['gRPC'], 1)} on gRPC.")
 
 
 if __name__ == "__main__":

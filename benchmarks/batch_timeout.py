@@ -16,8 +16,10 @@ import re
 import tempfile
 from pathlib import Path
 
+from benchmarks import results as results_file
 from benchmarks.__main__ import bench_hey
 from benchmarks.stack import GATEWAY_DEFAULTS, _cpu_seconds, tree_cpu_seconds
+from benchmarks.tables import count, ms, table
 from harness.processes import (
     BATCHING_FILE,
     IMDB_TARBALL,
@@ -37,6 +39,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
     parser.add_argument("--timeouts", type=int, nargs="+", default=[2000, 500, 0], help="microseconds")
     parser.add_argument("--duration", type=float, default=6.0, help="seconds of load per row")
+    parser.add_argument("--out", type=Path, default=results_file.default_path("batch-timeout.json"))
     args = parser.parse_args()
 
     from training.dataset import load_imdb
@@ -49,6 +52,7 @@ def main() -> None:
         "32 reviews": ({"texts": test.sample(32, seed=5).texts, "model": "lstm"}, (1, 16)),
     }
     models_dir = args.models_dir.resolve()
+    rows = []
     for timeout in args.timeouts:
         log_dir = Path(tempfile.mkdtemp(prefix="bench-batch-timeout-"))
         batching = log_dir / "batching_parameters.txt"
@@ -66,6 +70,8 @@ def main() -> None:
             for name, (body, client_counts) in bodies.items():
                 for clients in client_counts:
                     row = bench_hey(f"{gateway.url}/v1/sentiment", body, clients, args.duration, name, "lstm", cpu)
+                    row["timeout_us"] = timeout
+                    rows.append(row)
                     spent = row["cpu_ms_per_request"]
                     print(f"timeout {timeout:>5} us  {name:<10} {clients:>2} clients: {row['requests_per_s']:6.0f} req/s"
                           f"  p50 {row['p50_ms']:6.1f} ms  p99 {row['p99_ms']:6.1f} ms  CPU ms/request: model server "
@@ -73,6 +79,28 @@ def main() -> None:
         finally:
             gateway.process.stop()
             server.process.stop()
+    results_file.save(args.out, {"duration_s": args.duration, "rows": rows})
+
+
+def shipped_timeout() -> int:
+    """``batch_timeout_micros`` in the batching file the model server ships with."""
+    return int(re.search(r"batch_timeout_micros \{ value: (\d+) \}", BATCHING_FILE.read_text())[1])
+
+
+def render(results: dict) -> str:
+    """Per timeout: 1-client p50 of a snippet and a review, and throughput under load."""
+    keyed = {(r["timeout_us"], r["scenario"], r["clients"]): r for r in results["rows"]}
+    shipped = shipped_timeout()
+
+    def timeout_cell(timeout: int) -> str:
+        return f"**{timeout:,} µs (shipped)**" if timeout == shipped else f"{timeout:,} µs"
+
+    return table(
+        ("`batch_timeout_micros`", "snippet, 1 client p50 ms", "review, 1 client p50 ms", "review, 64 clients req/s",
+         "32 reviews/request, 16 clients req/s"),
+        ((timeout_cell(timeout), ms(keyed[(timeout, "snippet", 1)]["p50_ms"]), ms(keyed[(timeout, "review", 1)]["p50_ms"]),
+          count(keyed[(timeout, "review", 64)]["requests_per_s"]), count(keyed[(timeout, "32 reviews", 16)]["requests_per_s"]))
+         for timeout in dict.fromkeys(r["timeout_us"] for r in results["rows"])))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from benchmarks import results as results_file
+from benchmarks.tables import count, ms, table
 from harness.local_stack import local_stack
 from harness.processes import wait_until
 from harness.slow_clients import NormalClient, SlowClients
@@ -68,39 +70,71 @@ def closed_loop(url: str, clients: int, duration: float) -> tuple[list[float], i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.edge", description=__doc__.split("\n")[0])
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--duration", type=float, default=8, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the two paths")
+    parser.add_argument("--out", type=Path, default=results_file.default_path("edge.json"))
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as run_dir, local_stack(args.models_dir.resolve(), Path(run_dir)) as stack:
         targets = {"edge (nginx) -> gateway": stack.edge_port, "gateway directly": stack.gateway_port}
         for port in targets.values():
             closed_loop(predict_url(port), 4, 2)  # warm both paths
-        results: dict[tuple[str, int], tuple[list[float], int]] = {}
+        measured: dict[tuple[str, int], tuple[list[float], int]] = {}
         for _ in range(args.rounds):
             for clients in (1, 16):
                 for name, port in targets.items():
                     latencies, errors = closed_loop(predict_url(port), clients, args.duration)
-                    kept, failed = results.get((name, clients), ([], 0))
-                    results[(name, clients)] = (kept + latencies, failed + errors)
+                    kept, failed = measured.get((name, clients), ([], 0))
+                    measured[(name, clients)] = (kept + latencies, failed + errors)
         under_slow_clients = {name: beside_slow_clients(port, args.duration) for name, port in targets.items()}
 
     seconds = args.duration * args.rounds
-    print(f"{'path':<26} {'clients':>7} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
-    for (name, clients), (latencies, errors) in results.items():
-        ms = np.asarray(latencies) * 1000
-        print(f"{name:<26} {clients:>7} {len(ms) / seconds:>7.0f} {np.percentile(ms, 50):>7.1f} "
-              f"{np.percentile(ms, 99):>7.1f} {errors:>6}")
-    print(f"\nbeside {SLOW_CONNECTIONS} slow connections (one body byte every {TRICKLE_SECONDS} s):")
-    print(f"{'path':<26} {'normal requests':>15} {'succeeded':>9} {'p99 ms':>7} {'slow ones closed after':>22}")
-    for name, (normal, slow) in under_slow_clients.items():
-        closed = (f"{min(slow.closed_after):.1f}-{max(slow.closed_after):.1f} s" if slow.closed_after else "-")
-        if slow.still_open:
-            closed += f", {slow.still_open} still open"
-        print(f"{name:<26} {len(normal.statuses):>15} {normal.success_rate:>9.0%} {normal.p99 * 1000:>7.0f} "
-              f"{closed:>22}")
+    results = {
+        "duration_s": args.duration, "rounds": args.rounds, "slow_connections": SLOW_CONNECTIONS,
+        "trickle_seconds": TRICKLE_SECONDS,
+        "paths": [path_row(name, clients, latencies, errors, seconds)
+                  for (name, clients), (latencies, errors) in measured.items()],
+        "beside_slow_clients": [slow_row(name, normal, slow) for name, (normal, slow) in under_slow_clients.items()],
+    }
+    print(render(results))
+    results_file.save(args.out, results)
+
+
+def path_row(path: str, clients: int, latencies: list[float], errors: int, seconds: float) -> dict:
+    ms = np.asarray(latencies) * 1000
+    return {"path": path, "clients": clients, "requests_per_s": len(ms) / seconds,
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "errors": errors}
+
+
+def slow_row(path: str, normal: NormalClient, slow: SlowClients) -> dict:
+    return {"path": path, "normal_requests": len(normal.statuses), "normal_succeeded": normal.success_rate,
+            "normal_p99_ms": normal.p99 * 1000,
+            "slow_closed_after_s": [min(slow.closed_after), max(slow.closed_after)] if slow.closed_after else None,
+            "slow_still_open": slow.still_open}
+
+
+def render(results: dict) -> str:
+    """Per path: 1 and 16 clients, then what a normal client gets beside slow connections."""
+    keyed = {(r["path"], r["clients"]): r for r in results["paths"]}
+
+    def load(path: str, clients: int) -> str:
+        r = keyed[(path, clients)]
+        return f"{count(r['requests_per_s'])}, {ms(r['p50_ms'])} ms, {ms(r['p99_ms'])} ms"
+
+    def beside(r: dict) -> str:
+        closed = (f"slow connections closed after {r['slow_closed_after_s'][0]:.1f}-{r['slow_closed_after_s'][1]:.1f} s"
+                  if r["slow_closed_after_s"] else "no slow connection closed")
+        if r["slow_still_open"]:
+            closed += f", {r['slow_still_open']} still open at the end"
+        return (f"**{r['normal_succeeded']:.0%}** of {r['normal_requests']} succeeded, p99 {count(r['normal_p99_ms'])} ms; "
+                f"{closed}")
+
+    return table(
+        ("path", "1 client: req/s, p50, p99", "16 clients: req/s, p50, p99",
+         f"a normal client beside {results['slow_connections']} slow connections"),
+        ((r["path"], load(r["path"], 1), load(r["path"], 16), beside(r)) for r in results["beside_slow_clients"]))
 
 
 def beside_slow_clients(port: int, duration: float) -> tuple[NormalClient, SlowClients]:

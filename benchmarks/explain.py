@@ -22,6 +22,7 @@ import requests
 from benchmarks import results as results_file
 from benchmarks.model_cost import median_text
 from benchmarks.stack import Stack, latest_version
+from benchmarks.tables import table
 from harness.processes import IMDB_TARBALL
 from text_contract.layout import SERVED_MODELS
 
@@ -89,18 +90,21 @@ def main() -> None:
         finally:
             stack.stop()
 
-    print(f"median-length IMDB test review, p50 of {args.repeats} requests, one client\n")
-    print("| model | words (known) | model calls | model server: predict / explain ms | "
-          "HTTP: predict / explain ms | explain / predict (HTTP) |\n|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['model']} | {r['words']} ({r['known_words']}) | {r['calls']} "
-              f"| {r['model_server_plain_ms']:.1f} / {r['model_server_explain_ms']:.1f} "
-              f"| {r['http_plain_ms']:.1f} / {r['http_explain_ms']:.1f} "
-              f"| {r['http_explain_ms'] / r['http_plain_ms']:.1f}x |")
+    results = {"review_words": rows[0]["words"] if rows else 0, "rows": rows}
+    print(f"median-length IMDB test review, p50 of {args.repeats} requests, one client\n\n{render(results)}")
     for r in rows:
         print(f"{r['model']}: top words {r['top_words']}")
-    results_file.save(args.out, {"review_words": rows[0]["words"] if rows else 0, "rows": rows})
+    results_file.save(args.out, results)
 
+
+def render(results: dict) -> str:
+    return table(
+        ("model", "words (known)", "model calls", "model server: predict / explain ms", "HTTP: predict / explain ms",
+         "explain / predict (HTTP)"),
+        ((r["model"], f"{r['words']} ({r['known_words']})", r["calls"],
+          f"{r['model_server_plain_ms']:.1f} / {r['model_server_explain_ms']:.1f}",
+          f"{r['http_plain_ms']:.1f} / {r['http_explain_ms']:.1f}", f"{r['http_explain_ms'] / r['http_plain_ms']:.1f}x")
+         for r in results["rows"]))
 
 if __name__ == "__main__":
     main()

@@ -22,6 +22,7 @@ from benchmarks import results as results_file
 from benchmarks.__main__ import bench_hey
 from benchmarks.model_cost import median_text
 from benchmarks.stack import GATEWAY_DEFAULTS, _cpu_seconds, latest_version, tree_cpu_seconds
+from benchmarks.tables import count, ms, table
 from harness.processes import IMDB_TARBALL, Gateway, start_gateway, start_model_server, wait_until
 from harness.two_versions import MODEL_NAME, serve_two_versions
 from serving.gateway.access.api_keys import hash_line, new_key
@@ -72,10 +73,7 @@ def main() -> None:
                         "model_server": _cpu_seconds([server.process.pid])}
 
             row = bench_hey(f"{gateway.url}/v1/sentiment", body, CLIENTS, args.duration, name, "lstm", cpu, headers)
-            shadow = requests.get(f"{gateway.url}/metrics", timeout=10).text
-            row["shadow_dropped"] = sum(float(line.rsplit(" ", 1)[1]) for line in shadow.splitlines()
-                                        if line.startswith("sentiment_shadow_requests_total{")
-                                        and 'outcome="dropped"' in line)
+            row.update(shadow_copies(requests.get(f"{gateway.url}/metrics", timeout=10).text))
             return row
 
         try:
@@ -109,21 +107,31 @@ def main() -> None:
         finally:
             server.process.stop()
 
-    base = rows[0]
+    results = {"clients": CLIENTS, "duration_s": args.duration, "rows": rows}
     print(f"{CLIENTS} clients, one median-length IMDB review per request, {args.duration:.0f} s per row\n")
-    print("| feature | requests/s | p50 ms | p99 ms | gateway CPU ms/request | model server CPU ms/request "
-          "| gateway CPU vs no rollout | errors |\n|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        cpu = row["cpu_ms_per_request"]
-        print(f"| {row['scenario']} | {row['requests_per_s']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
-              f"| {cpu['gateway']:.2f} | {cpu['model_server']:.2f} "
-              f"| {cpu['gateway'] / base['cpu_ms_per_request']['gateway']:.2f}x | {row['errors']} |")
-    shadow = next(row for row in rows if row["scenario"] == "shadow 100%")
-    requests_sent = shadow["requests_per_s"] * (args.duration + 2)  # bench_hey's 2 s warm-up included
-    print(f"\nshadow 100%: {shadow['shadow_dropped']:.0f} of ~{requests_sent:.0f} copies dropped "
-          f"(all {Settings().shadow_max_in_flight} slots of a process busy), the rest compared")
-    results_file.save(args.out, {"clients": CLIENTS, "duration_s": args.duration, "rows": rows})
+    print(render(results))
+    results_file.save(args.out, results)
 
+
+def shadow_copies(metrics: str) -> dict[str, float]:
+    """The shadow copies the gateway made since it started: all of them, and those dropped."""
+    counts = {line.split('outcome="', 1)[1].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+              for line in metrics.splitlines() if line.startswith("sentiment_shadow_requests_total{")}
+    return {"shadow_copies": sum(counts.values()), "shadow_dropped": counts.get("dropped", 0.0)}
+
+
+def render(results: dict) -> str:
+    """The features table, then what happened to the shadow copies."""
+    rows = results["rows"]
+    lines = table(
+        ("feature", "req/s", "p99 ms", "gateway CPU ms/request", "model server CPU ms/request"),
+        ((r["scenario"], count(r["requests_per_s"]), ms(r["p99_ms"]), f"{r['cpu_ms_per_request']['gateway']:.2f}",
+          f"{r['cpu_ms_per_request']['model_server']:.2f}") for r in rows))
+    shadow = next(r for r in rows if r["scenario"] == "shadow 100%")
+    copies = f" of {count(shadow['shadow_copies'])}" if "shadow_copies" in shadow else ""
+    return (f"{lines}\n\nWith 100% shadow traffic the gateway dropped {count(shadow['shadow_dropped'])}{copies} "
+            f"shadow copies, warm-up requests included (all {Settings().shadow_max_in_flight} slots of a "
+            f"process busy).")
 
 if __name__ == "__main__":
     main()

@@ -4,8 +4,8 @@
 
 Starts the model server, and twice the gateway (2 HTTP workers, gRPC server) with the edge
 (deploy/edge/start.sh) in front of its HTTP server: once open over plain HTTP and gRPC, once
-with an API key file of 10 lines, HTTPS at the edge and TLS on the gRPC port (a throw-away
-CA). 64 clients send one median-length IMDB review per request: `hey` over HTTP(S), with
+as the Kubernetes manifests run it: an API key file of 10 lines, the access log, HTTPS at the
+edge and TLS on the gRPC port (a throw-away CA). 64 clients send one median-length IMDB review per request: `hey` over HTTP(S), with
 keep-alive and with a new connection (a full TLS handshake) per request; client threads of
 this process over gRPC. The two set-ups alternate for ``--rounds`` rounds, and CPU per
 request is read from /proc for the edge (nginx), the gateway and the model server.
@@ -14,6 +14,7 @@ request is read from /proc for the edge (nginx), the gateway and the model serve
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -26,6 +27,7 @@ from benchmarks import results as results_file
 from benchmarks.__main__ import bench_grpc, bench_hey
 from benchmarks.model_cost import median_text
 from benchmarks.stack import GATEWAY_DEFAULTS, _cpu_seconds, tree_cpu_seconds
+from benchmarks.tables import count, ms, table
 from harness.certificates import Certificates, make_certificates
 from harness.edge import Edge, start_edge
 from harness.processes import (
@@ -43,6 +45,9 @@ from serving.gateway.access.api_keys import hash_line, new_key
 CLIENTS = 64
 UNLIMITED = {"rate_limit": "1000000", "rate_burst": "1000000",  # one address sends everything
              "max_connections_per_address": "1000000"}
+SIZING_ROW = "HTTP via the edge, API key"
+# 70% of the 0.75 CPU a gateway pod requests (deploy/kubernetes: the HPA's target), rounded
+SCALE_AT_CPU = 0.5
 
 
 @dataclass
@@ -94,7 +99,7 @@ def main() -> None:
         open_door = started.enter_context(front_door(server.address, models_dir, scratch_dir / "open", gateway_env, {}))
         guarded = started.enter_context(front_door(
             server.address, models_dir, scratch_dir / "guarded",
-            {**gateway_env, "GATEWAY_API_KEYS_FILE": str(key_file),
+            {**gateway_env, "GATEWAY_API_KEYS_FILE": str(key_file), "GATEWAY_ACCESS_LOG": "true",
              "GATEWAY_GRPC_TLS_CERT": str(certificates.server_cert),
              "GATEWAY_GRPC_TLS_KEY": str(certificates.server_key)},
             {"tls_dir": str(certificates.server_dir)}, certificates.ca,
@@ -105,8 +110,10 @@ def main() -> None:
             for name, run in scenarios:
                 measured.setdefault(name, []).append(run(args.duration))
     rows = [averaged(name, runs) for name, runs in measured.items()]
-    print_table(rows, args.duration, args.rounds)
-    results_file.save(args.out, {"clients": CLIENTS, "duration_s": args.duration, "rounds": args.rounds, "rows": rows})
+    results = {"clients": CLIENTS, "duration_s": args.duration, "rounds": args.rounds, "rows": rows}
+    print(f"{CLIENTS} clients, one median-length IMDB review per request, {args.rounds} x {args.duration:.0f} s "
+          f"per row\n\n{render(results)}")
+    results_file.save(args.out, results)
 
 
 def rows_of(open_door: FrontDoor, guarded: FrontDoor, certificates: Certificates, key: str, body: dict,
@@ -156,14 +163,28 @@ def averaged(name: str, runs: list[dict]) -> dict:
     }
 
 
-def print_table(rows: list[dict], duration: float, rounds: int) -> None:
-    print(f"{CLIENTS} clients, one median-length IMDB review per request, {rounds} x {duration:.0f} s per row\n")
-    print("| path | requests/s | p50 ms | p99 ms | edge CPU ms/req | gateway CPU ms/req | model server CPU ms/req "
-          "| errors |\n|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        cpu = row["cpu_ms_per_request"]
-        print(f"| {row['scenario']} | {row['requests_per_s']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} "
-              f"| {cpu['edge']:.2f} | {cpu['gateway']:.2f} | {cpu['model_server']:.2f} | {row['errors']} |")
+def render(results: dict) -> str:
+    return table(
+        ("path", "requests/s", "p50 ms", "p99 ms", "edge CPU ms/req", "gateway CPU ms/req", "model server CPU ms/req"),
+        ((r["scenario"], count(r["requests_per_s"]), ms(r["p50_ms"]), ms(r["p99_ms"]),
+          "-" if r["scenario"].startswith("gRPC") else f"{r['cpu_ms_per_request']['edge']:.2f}",
+          f"{r['cpu_ms_per_request']['gateway']:.2f}", f"{r['cpu_ms_per_request']['model_server']:.2f}")
+         for r in results["rows"]))
+
+
+def render_sizing(results: dict) -> str:
+    """Kubernetes sizing (docs/deployment.md) from the HTTP row with API keys on, as the manifests run."""
+    cpu = next(r for r in results["rows"] if r["scenario"] == SIZING_ROW)["cpu_ms_per_request"]
+    per_pod = int(SCALE_AT_CPU / cpu["gateway"] * 1000 // 10 * 10)
+    examples = ", ".join(f"{count(n)} req/s -> {math.ceil(n / per_pod)}" for n in (1000, 3000))
+    return (f"The gateway spends {cpu['gateway']:.2f} ms of CPU per single-review HTTP request at 64 clients "
+            f"through the edge with API keys on ([the front door's row]"
+            f"(benchmarks.md#the-front-door-api-keys-and-tls) \"{SIZING_ROW}\"); "
+            f"the HPA adds pods above {SCALE_AT_CPU:g} CPU, i.e. about **{per_pod} requests/s per gateway pod**. "
+            f"For N requests/s: `ceil(N / {per_pod})` gateway pods, e.g. {examples}. "
+            f"The model server needs {cpu['model_server']:.2f} ms of CPU per such request (an upper bound for "
+            f"TF Serving's C++ core), so N requests/s need about `N x {cpu['model_server']:.2f} ms` cores, "
+            f"e.g. 1,000 req/s -> {cpu['model_server']:.1f} cores.")
 
 
 if __name__ == "__main__":

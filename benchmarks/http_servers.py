@@ -21,6 +21,7 @@ from pathlib import Path
 from benchmarks import results
 from benchmarks.__main__ import bench_hey
 from benchmarks.stack import GATEWAY_DEFAULTS, tree_cpu_seconds
+from benchmarks.tables import count, ms, table
 from harness.processes import (
     IMDB_TARBALL,
     Process,
@@ -98,6 +99,18 @@ def main() -> None:
     finally:
         model_server.process.stop(timeout=30)
     results.save(args.out, rows)
+
+
+def render(rows: list[dict]) -> str:
+    """One line per app and server, one column per round: req/s, CPU ms per request, p99 ms."""
+    rounds = sorted({r["round"] for r in rows})
+    by_pair = {(r["scenario"], r["server"], r["round"]): r for r in rows}
+    pairs = dict.fromkeys((r["scenario"], r["server"]) for r in rows)
+    return table(
+        ("app", "server", *(f"round {n}: req/s, CPU ms/request, p99 ms" for n in rounds)),
+        ((app, server, *(f"{count(r['requests_per_s'])}, {r['cpu_ms_per_request']['server']:.2f}, {ms(r['p99_ms'])}"
+                         for n in rounds for r in [by_pair[(app, server, n)]]))
+         for app, server in pairs))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import numpy as np
 from benchmarks import results as results_file
 from benchmarks.__main__ import batched, bench_grpc, bench_hey
 from benchmarks.stack import Stack, latest_version
+from benchmarks.tables import table
 from harness.processes import IMDB_TARBALL, RT_POLARITY_TARBALL
 from text_contract.layout import SERVED_MODELS
 from text_contract.tokenizer import Tokenizer, TokenizerContract, split_words
@@ -36,6 +37,10 @@ from text_contract.tokenizer import Tokenizer, TokenizerContract, split_words
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 BATCH_SIZES = (1, 8, 64, 128)
+# plain / shipped CPU per row at batch 64 that the compiled, trimmed export was to reach
+TARGETS = {("lstm", "IMDB reviews"): 4, ("lstm", "snippets"): 20,
+           ("simple_rnn", "IMDB reviews"): 2.5, ("simple_rnn", "snippets"): 15}
+TARGET_PROFILES = ("IMDB reviews", "snippets")
 VARIANTS = {  # name -> (xla, trim)
     "plain": (False, False),
     "XLA": (True, False),
@@ -153,29 +158,47 @@ def write_export(source: Path, out: Path, xla: bool, trim: bool) -> Path:
     return out
 
 
-def render(raw: list[dict], stack: list[dict]) -> str:
-    lines = ["| model | profile | batch | " + " | ".join(f"{v} ms/row" for v in VARIANTS) + " | plain / shipped |",
-             "|---|---|---|" + "---|" * (len(VARIANTS) + 1)]
-    keyed = {(r["model"], r["profile"], r["batch"], r["variant"]): r for r in raw}
+def render_raw(results: dict) -> str:
+    """The raw signature's CPU per row, every variant, model, profile and batch size."""
+    keyed = {(r["model"], r["profile"], r["batch"], r["variant"]): r["cpu_ms_per_row"] for r in results["raw"]}
+    profiles_run = dict.fromkeys(r["profile"] for r in results["raw"])
+    rows = []
     for model in SERVED_MODELS:
-        for profile in dict.fromkeys(r["profile"] for r in raw):
+        for profile in profiles_run:
             for size in BATCH_SIZES:
-                cells = [keyed[(model, profile, size, v)]["cpu_ms_per_row"] for v in VARIANTS]
-                lines.append(f"| {model} | {profile} | {size} | " + " | ".join(f"{c:.3f}" for c in cells)
-                             + f" | {cells[0] / cells[-1]:.1f}x |")
-    lines += ["", "| export | model | profile | API | clients | req/s | p50 ms | p99 ms | rows/batch "
-              "| CPU ms/req: gateway | model server | of which TensorFlow (est.) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in stack:
-        split = r["cpu_ms_per_request"]
-        api = "HTTP" if "HTTP" in r["scenario"] else "gRPC"
-        tf_ms = r.get("tensorflow_ms")
-        lines.append(
-            f"| {r['export']} | {r['model']} | {r['profile']} | {api} | {r['clients']} | {r['requests_per_s']:.0f} "
-            f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['rows_per_batch']} | {split['gateway']:.2f} "
-            f"| {split['model_server']:.2f} | {'-' if tf_ms is None else f'{tf_ms:.2f}'} |"
-        )
-    return "\n".join(lines)
+                cells = [keyed[(model, profile, size, v)] for v in VARIANTS]
+                rows.append((model, profile, size, *(f"{c:.3f}" for c in cells), f"{cells[0] / cells[-1]:.1f}x"))
+    return table(("model", "profile", "batch", *(f"{v} ms/row" for v in VARIANTS), "plain / shipped"), rows)
+
+
+def render_targets(results: dict) -> str:
+    """plain / shipped CPU per row at batch 64 against the targets the change was set."""
+    keyed = {(r["model"], r["profile"], r["batch"], r["variant"]): r["cpu_ms_per_row"] for r in results["raw"]}
+
+    def verdict(model: str, profile: str) -> str:
+        ratio = keyed[(model, profile, 64, "plain")] / keyed[(model, profile, 64, "XLA + trimmed")]
+        return f"{ratio:.2f}x: {'met' if ratio >= TARGETS[(model, profile)] else 'missed'}"
+
+    return table(("", *TARGET_PROFILES), (
+        (f"{model} (target " + " / ".join(f"{TARGETS[(model, p)]:g}x" for p in TARGET_PROFILES) + ")",
+         *(verdict(model, profile) for profile in TARGET_PROFILES)) for model in SERVED_MODELS))
+
+
+def render_stack(results: dict) -> str:
+    """End to end, the plain export then the shipped one: one text per request."""
+    rows = []
+    for r in results["stack"]:
+        split, tf_ms = r["cpu_ms_per_request"], r.get("tensorflow_ms")
+        rows.append((r["export"], r["model"], r["profile"], "HTTP" if "HTTP" in r["scenario"] else "gRPC",
+                     r["clients"], f"{r['requests_per_s']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+                     r["rows_per_batch"], f"{split['gateway']:.2f}", f"{split['model_server']:.2f}",
+                     "-" if tf_ms is None else f"{tf_ms:.2f}"))
+    return table(("export", "model", "profile", "API", "clients", "req/s", "p50 ms", "p99 ms", "rows/batch",
+                  "CPU ms/req: gateway", "model server", "of which TensorFlow (est.)"), rows)
+
+
+def render(results: dict) -> str:
+    return render_raw(results) + "\n\n" + render_stack(results)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,8 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render", action="store_true", help="print the tables of --out, measure nothing")
     args = parser.parse_args(argv)
     if args.render:
-        saved = results_file.load(args.out)
-        print(render(saved["raw"], saved["stack"]))
+        print(render(results_file.load(args.out)))
         return 0
     models_dir = args.models_dir.resolve()
     texts = profiles(args.data, args.snippets)
@@ -205,8 +227,9 @@ def main(argv: list[str] | None = None) -> int:
         for row in stack_rows:
             if row["export"] == "shipped":
                 row["tensorflow_ms"] = tensorflow_ms(raw, row["model"], row["profile"], row["rows_per_batch"])
-    print(render(raw, stack_rows))
-    results_file.save(args.out, {"raw": raw, "stack": stack_rows})
+    results = {"raw": raw, "stack": stack_rows}
+    print(render(results))
+    results_file.save(args.out, results)
     return 0
 
 

@@ -37,6 +37,35 @@ class Block:
 BLOCKS: dict[str, Block] = {
     "attacks": Block("attacks.json", "harness.attack_report:table"),
     "peers": Block("peers.json", "benchmarks.peers.report:render"),
+    "profile": Block("profile.json", "benchmarks.profile:render"),
+    "compare-inline": Block("compare-inline.json", "benchmarks.compare:render"),
+    # docs/benchmarks.md
+    "serving-path": Block("serving-path.json", "benchmarks.__main__:render_serving_path"),
+    "open-inference": Block("serving-path.json", "benchmarks.__main__:render_open_inference"),
+    "explain": Block("explain.json", "benchmarks.explain:render"),
+    "features": Block("features.json", "benchmarks.features:render"),
+    "http-servers": Block("http-servers.json", "benchmarks.http_servers:render"),
+    "batch-timeout": Block("batch-timeout.json", "benchmarks.batch_timeout:render"),
+    "warmup": Block("warmup.json", "benchmarks.warmup:render"),
+    "edge": Block("edge.json", "benchmarks.edge:render"),
+    "front-door": Block("front_door.json", "benchmarks.front_door:render"),
+    "snippets": Block("snippets.json", "benchmarks.snippets:render"),
+    # docs/model-cost.md
+    "model-cost-raw": Block("model-cost.json", "benchmarks.model_cost:render_raw"),
+    "model-cost-targets": Block("model-cost.json", "benchmarks.model_cost:render_targets"),
+    "model-cost-stack": Block("model-cost.json", "benchmarks.model_cost:render_stack"),
+    # docs/deployment.md
+    "sizing": Block("front_door.json", "benchmarks.front_door:render_sizing"),
+    # docs/model-card.md
+    "model-card-overview": Block("model-card.json", "benchmarks.model_card:render_overview"),
+    "model-card-accuracy": Block("model-card.json", "benchmarks.model_card:render_accuracy"),
+    "model-card-length": Block("model-card.json", "benchmarks.model_card:render_by_length"),
+    "model-card-first-words": Block("model-card.json", "benchmarks.model_card:render_first_words"),
+    "model-card-oov": Block("model-card.json", "benchmarks.model_card:render_by_oov_share"),
+    "model-card-calibration": Block("model-card.json", "benchmarks.model_card:render_calibration"),
+    "model-card-truncation": Block("model-card.json", "benchmarks.model_card:render_truncation"),
+    "model-card-negation": Block("model-card.json", "benchmarks.model_card:render_negation"),
+    "model-card-examples": Block("model-card.json", "benchmarks.model_card:render_examples"),
 }
 
 

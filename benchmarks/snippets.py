@@ -25,6 +25,7 @@ from text_contract.layout import SERVED_MODELS
 from training.snippets import Snippets, load_snippets
 
 TEXTS_PER_REQUEST = 64
+MODEL_TITLES = {"lstm": "LSTM", "simple_rnn": "SimpleRNN"}
 
 
 def gateway_accuracy(gateway_url: str, model: str, snippets: Snippets) -> dict:
@@ -61,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['accuracy']:.4f} of {result['snippets']} snippets")
     results_file.save(args.out, results)
     return 0
+
+
+def render(results: list[dict]) -> str:
+    """The sentence docs/benchmarks.md gives: each model's accuracy over the snippets."""
+    return ("The rt-polarity snippets through the HTTP API: "
+            + ", ".join(f"{MODEL_TITLES[r['model']]} {r['accuracy']:.4f}" for r in results)
+            + f" of {results[0]['snippets']:,} snippets.")
 
 
 if __name__ == "__main__":

@@ -198,7 +198,17 @@ def summarize(outcomes: list[Outcome], memory: list[dict], window: float, durati
     }
 
 
-def render(report: dict, max_growth: float) -> tuple[str, bool]:
+def rss_growth(report: dict) -> dict[str, float]:
+    """Each service's RSS growth from the end of the first window (warmed up) to the end, MiB."""
+    warmed, last = report["memory_mib"][1], report["memory_mib"][-1]
+    return {service: last[service] - warmed[service] for service in last if service != "at_s"}
+
+
+def passed(report: dict) -> bool:
+    return not report["unexpected"] and all(g <= report["max_rss_growth_mib"] for g in rss_growth(report).values())
+
+
+def render(report: dict) -> str:
     lines = [
         f"Soak: {report['duration_s']:.0f} s at {report['rate_per_s']:.0f} requests/s, "
         f"{report['requests']} requests ({', '.join(f'{n} {k}' for k, n in report['by_kind'].items())}).",
@@ -210,22 +220,18 @@ def render(report: dict, max_growth: float) -> tuple[str, bool]:
         p50 = "-" if w["valid_p50_ms"] is None else f"{w['valid_p50_ms']:.1f}"
         p99 = "-" if w["valid_p99_ms"] is None else f"{w['valid_p99_ms']:.1f}"
         lines.append(f"| {w['from_s']:.0f} | {w['requests']} | {w['unexpected']} | {p50} | {p99} |")
-    services = [k for k in report["memory_mib"][0] if k != "at_s"]
-    lines += ["", "| at s | " + " | ".join(f"{s} RSS MiB" for s in services) + " |",
-              "|---|" + "---|" * len(services)]
+    growth = rss_growth(report)
+    lines += ["", "| at s | " + " | ".join(f"{s} RSS MiB" for s in growth) + " |", "|---|" + "---|" * len(growth)]
     for sample in report["memory_mib"]:
-        lines.append(f"| {sample['at_s']:.0f} | " + " | ".join(f"{sample[s]:.1f}" for s in services) + " |")
-    warmed, last = report["memory_mib"][1], report["memory_mib"][-1]
-    growth = {s: last[s] - warmed[s] for s in services}
-    passed = not report["unexpected"] and all(g <= max_growth for g in growth.values())
+        lines.append(f"| {sample['at_s']:.0f} | " + " | ".join(f"{sample[s]:.1f}" for s in growth) + " |")
     lines += [
         "",
         "Unexpected statuses: " + (", ".join(f"{k} x{n}" for k, n in report["unexpected"].items()) or "none") + ".",
-        f"RSS growth after the first window (bound {max_growth:.0f} MiB): "
+        f"RSS growth after the first window (bound {report['max_rss_growth_mib']:.0f} MiB): "
         + ", ".join(f"{s} {g:+.1f} MiB" for s, g in growth.items()) + ".",
-        f"Verdict: {'PASS' if passed else 'FAIL'}.",
+        f"Verdict: {'PASS' if passed(report) else 'FAIL'}.",
     ]
-    return "\n".join(lines), passed
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -250,7 +256,8 @@ def main() -> None:
         report = run(stack, texts, args.duration, args.rate, args.window, args.seed)
     finally:
         stack.stop()
-    text, passed = render(report, args.max_rss_growth_mib)
+    report["max_rss_growth_mib"] = args.max_rss_growth_mib
+    text = render(report)
     results_file.save(args.out.with_suffix(".json"), report)
     args.out.with_suffix(".md").write_text(
         "# Soak report\n\nCommand: `python -m benchmarks.soak "
@@ -258,7 +265,7 @@ def main() -> None:
     )
     print(text)
     print(f"\nwritten to {args.out.with_suffix('.md')} and .json (service logs in {log_dir})")
-    raise SystemExit(0 if passed else 1)
+    raise SystemExit(0 if passed(report) else 1)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import numpy as np
 from benchmarks import results as results_file
 from benchmarks.model_cost import write_export
 from benchmarks.stack import latest_version
+from benchmarks.tables import ms, table
 from harness.processes import start_model_server
 from text_contract.layout import SERVED_MODELS
 
@@ -112,12 +113,17 @@ def main() -> None:
             channel.close()
             server.process.stop(timeout=30)
 
-    print("| LSTM export, warmup file | publish to AVAILABLE p50 s | first request p50 ms | max | "
-          "second request p50 ms |\n|---|---|---|---|---|")
-    for setting, times in results.items():
-        print(f"| {setting} | {np.median(times['available_s']):.1f} | {np.median(times['first_ms']):.1f} "
-              f"| {max(times['first_ms']):.1f} | {np.median(times['second_ms']):.1f} |")
+    print(render(results))
     results_file.save(args.out, results)
+
+
+def render(results: dict[str, dict[str, list[float]]]) -> str:
+    """Per export and warmup setting: p50 time to AVAILABLE, first and second request."""
+    return table(
+        ("LSTM export, warmup file", "versions", "publish to AVAILABLE p50 s", "first request p50 ms",
+         "slowest first request ms", "second request p50 ms"),
+        ((setting, len(times["available_s"]), f"{np.median(times['available_s']):.1f}", ms(np.median(times["first_ms"])),
+          ms(max(times["first_ms"])), ms(np.median(times["second_ms"]))) for setting, times in results.items()))
 
 
 def label(export: str, warmup: bool) -> str:

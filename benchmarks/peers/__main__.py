@@ -15,12 +15,13 @@ floor of the model server's cost.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from harness.processes import IMDB_TARBALL, ROOT, free_port, responds, wait_unti
 MODEL = "lstm"
 REVIEW_WORDS = (220, 240)  # the length of the review every request carries
 CLIENTS = (1, 64)
+# TensorFlow's thread pools (intra-op, inter-op): 0 is its default (one thread per core).
+TENSORFLOW_POOLS = ((0, 0), (1, 1), (2, 2))
 KSERVE_WORKERS = (1, 2)
 RAY_SETTINGS = ((1, 10), (2, 10), (2, 2))  # (replicas, batch wait ms): Ray's default wait, and a short one
 
@@ -79,18 +82,21 @@ def pick_review(data: Path) -> str:
     raise SystemExit(f"no test review of {REVIEW_WORDS[0]}-{REVIEW_WORDS[1]} words in {data}")
 
 
-def tensorflow_cpu_ms(version_dir: Path, review: str, calls: int = 400) -> float:
-    """CPU milliseconds of one single-review call of the signature, in this process: the
-    floor under the model server's cost for the same request."""
-    from benchmarks.peers.review_model import ReviewModel
-
-    model = ReviewModel(version_dir)
-    for _ in range(20):
-        model.score([review])
-    started = time.process_time()
-    for _ in range(calls):
-        model.score([review])
-    return (time.process_time() - started) * 1000 / calls
+def tensorflow_costs(version_dir: Path, review: str) -> list[dict]:
+    """TensorFlow's own CPU for one single-review call, with its default thread pools and
+    with small ones, each in a fresh process (the pools are fixed when TensorFlow starts)."""
+    costs = []
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as review_file:
+        review_file.write(review)
+        review_file.flush()
+        for intra, inter in TENSORFLOW_POOLS:
+            measured = subprocess.run(
+                [sys.executable, "-m", "benchmarks.peers.tensorflow_cost", str(version_dir), review_file.name,
+                 "--intra", str(intra), "--inter", str(inter)],
+                cwd=ROOT, capture_output=True, text=True, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+            costs.append({"intra_op_threads": intra, "inter_op_threads": inter,
+                          **json.loads(measured.stdout.splitlines()[-1])})
+    return costs
 
 
 def stop_session(process: subprocess.Popen) -> None:
@@ -187,7 +193,7 @@ def main() -> None:
     review = pick_review(args.data)
     work = Path(tempfile.mkdtemp(prefix="peers-"))
 
-    tensorflow_ms = tensorflow_cpu_ms(version_dir, review)
+    tensorflow = tensorflow_costs(version_dir, review)
     rows = run_project(models_dir, review, args.duration, work)
     for workers in KSERVE_WORKERS:
         rows += run_peer(
@@ -208,7 +214,7 @@ def main() -> None:
 
     results_file.save(args.out, {
         "model": MODEL, "version": int(version_dir.name), "review_words": len(review.split()),
-        "duration_s": args.duration, "tensorflow_cpu_ms_single_review": round(tensorflow_ms, 3),
+        "duration_s": args.duration, "tensorflow_cpu_ms_single_review": tensorflow,
         "peers": {"kserve": (Path(__file__).parent / "kserve.txt").read_text().strip(),
                   "ray": (Path(__file__).parent / "ray.txt").read_text().strip()},
         "rows": rows,

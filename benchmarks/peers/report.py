@@ -37,7 +37,8 @@ def targets(results: dict) -> list[Target]:
     rows = results["rows"]
     edge1, edge64 = (_row(rows, PROJECT_EDGE, "make run", clients) for clients in (1, 64))
     throughput, latency = best_peer(rows)
-    tensorflow_ms = results["tensorflow_cpu_ms_single_review"]
+    tensorflow = next(cost for cost in results["tensorflow_cpu_ms_single_review"]
+                      if cost["intra_op_threads"] == cost["inter_op_threads"] == 0)
     return [
         (f"req/s at 64 clients through the edge, x best peer ({throughput['scenario']}, {throughput['setting']})",
          edge64["requests_per_s"] / throughput["requests_per_s"], 2.0, False),
@@ -45,8 +46,9 @@ def targets(results: dict) -> list[Target]:
          edge1["p50_ms"] / latency["p50_ms"], 0.6, True),
         ("gateway CPU ms per request, 64 clients", edge64["cpu_ms_per_request"]["gateway"], 0.7, True),
         ("gateway CPU ms per request, 1 client", edge1["cpu_ms_per_request"]["gateway"], 1.0, True),
-        (f"model server CPU per request at 1 client, x TensorFlow's own ({tensorflow_ms:.2f} ms)",
-         edge1["cpu_ms_per_request"]["model_server"] / tensorflow_ms, 1.5, True),
+        (f"model server CPU per request at 1 client, x TensorFlow's own for the call after idle "
+         f"({tensorflow['after_idle']:.2f} ms; back to back {tensorflow['back_to_back']:.2f} ms)",
+         edge1["cpu_ms_per_request"]["model_server"] / tensorflow["after_idle"], 1.5, True),
     ]
 
 
@@ -90,6 +92,10 @@ def render(results: dict) -> str:
         )
     lines += ["", "Best in each column: " + "; ".join(
         f"{what}: **{stack}** ({setting})" for what, stack, setting in winners(rows)) + "."]
+    lines += ["", "TensorFlow's own CPU ms for one single-review call, in process (thread pools: intra-op, "
+              "inter-op; 0 = its default): " + "; ".join(
+                  f"{c['intra_op_threads']}/{c['inter_op_threads']}: {c['back_to_back']:.2f} back to back, "
+                  f"{c['after_idle']:.2f} after idle" for c in results["tensorflow_cpu_ms_single_review"]) + "."]
     lines += ["", "| target | measured | bound | met |", "|---|---|---|---|"]
     for what, measured, bound, lower_is_better in targets(results):
         met = measured <= bound if lower_is_better else measured >= bound
