@@ -14,14 +14,14 @@ HTTP_PORT   ?= 8000
 # Small-but-real models for `make run` when none are exported (~2 minutes on 2 cores).
 RUN_TRAIN_ARGS ?= --train-limit 8000 --test-limit 2000 --epochs 4 --batch-size 64
 
-.PHONY: install system-deps compose-deps tools models run test test-fast test-compose clean-compose bench attack accuracy soak audit protos clean
+.PHONY: install system-deps compose-deps tools models run test test-fast test-compose clean-compose bench attack accuracy soak score audit protos clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev,batch]'
 	touch $@
 
 # Debian packages behind the tools the tests run (TOOL=PACKAGE); only missing ones
@@ -89,7 +89,7 @@ clean-compose:
 attack: install system-deps
 	SENTIMENT_ATTACK_RESULTS=$(abspath $(BENCH_OUT))/attacks.json $(PY) -m pytest tests/attacks -p no:randomly
 	$(PY) -m harness.attack_report $(BENCH_OUT)/attacks.json > $(BENCH_OUT)/attacks.md
-	if [ "$(BENCH_OUT)" = docs/results ]; then $(PY) -m harness.attack_report docs/results/attacks.json --into docs/operations.md; fi
+	if [ "$(BENCH_OUT)" = docs/results ]; then $(PY) -m benchmarks.report; fi
 
 # Every benchmark (docs/benchmarks.md); needs hey from Debian. Results go to BENCH_OUT,
 # ignored by git; `make bench BENCH_OUT=docs/results` publishes them.
@@ -98,26 +98,38 @@ bench: models
 	@bash deploy/local/install-tools.sh hey=hey
 	$(PY) -m benchmarks.model_cost --models-dir $(MODELS_DIR) $(DATA_FLAG) $(SNIPPETS_FLAG) --out $(BENCH_OUT)/model-cost.json
 	$(PY) -m benchmarks.snippets --models-dir $(MODELS_DIR) $(SNIPPETS_FLAG) --out $(BENCH_OUT)/snippets.json
+	$(PY) -m benchmarks.model_card --models-dir $(MODELS_DIR) $(DATA_FLAG) $(SNIPPETS_FLAG) --out $(BENCH_OUT)/model-card.json
 	$(PY) -m benchmarks --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/serving-path.json
 	$(PY) -m benchmarks.http_servers --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/http-servers.json
-	$(PY) -m benchmarks.batch_timeout --models-dir $(MODELS_DIR) $(DATA_FLAG)
+	$(PY) -m benchmarks.batch_timeout --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/batch-timeout.json
 	$(PY) -m benchmarks.explain --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/explain.json
 	$(PY) -m benchmarks.features --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/features.json
 	$(PY) -m benchmarks.warmup --models-dir $(MODELS_DIR) --out $(BENCH_OUT)/warmup.json
 	@bash deploy/local/install-tools.sh nginx=nginx
-	$(PY) -m benchmarks.edge --models-dir $(MODELS_DIR)
+	$(PY) -m benchmarks.edge --models-dir $(MODELS_DIR) --out $(BENCH_OUT)/edge.json
 	@bash deploy/local/install-tools.sh openssl=openssl
-	$(PY) -m benchmarks.front_door --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/front-door.json
+	$(PY) -m benchmarks.front_door --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/front_door.json
+	$(PY) -m benchmarks.peers --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/peers.json
+	$(PY) -m benchmarks.profile --models-dir $(MODELS_DIR) $(DATA_FLAG) --profiles $(BENCH_OUT)/profiles --out $(BENCH_OUT)/profile.json
+	$(PY) -m benchmarks.batch_scoring --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/batch-scoring.json
+	$(MAKE) soak BENCH_OUT=$(BENCH_OUT)
 	$(MAKE) attack BENCH_OUT=$(BENCH_OUT)
+	if [ "$(BENCH_OUT)" = docs/results ]; then $(PY) -m benchmarks.report; fi
 
 # The accuracy ablation (docs/accuracy.md): one full training run per variant, ~1 hour.
 ACCURACY_WORK ?= .ablation
 accuracy: install
 	$(PY) -m benchmarks.accuracy $(DATA_FLAG) $(SNIPPETS_FLAG) --work $(ACCURACY_WORK)
 
-# 5 minutes of mixed valid/invalid traffic; report in $(BENCH_OUT)/soak.md.
+# 5 minutes of mixed valid/invalid traffic (part of bench); results in $(BENCH_OUT)/soak.json, report in soak.md.
 soak: models
 	$(PY) -m benchmarks.soak --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/soak
+
+# Score a corpus offline with Apache Beam (docs/batch-scoring.md): IN a file pattern, OUT the
+# prefix of the result shards; SCORE_ARGS more flags (--column review, --runner ...).
+score: install
+	@test -n "$(IN)" -a -n "$(OUT)" || { echo "usage: make score IN='reviews/*.csv' OUT=scored/part" >&2; exit 2; }
+	$(PY) -m serving.batch --input '$(IN)' --output '$(OUT)' --models-dir $(MODELS_DIR) $(SCORE_ARGS)
 
 # Known vulnerabilities in the locked dependencies (needs pypi.org; tool in its own venv).
 audit:
