@@ -8,8 +8,8 @@ version three ways, each end to end (start-up and model load included):
 * ``python -m serving.batch`` on Beam's in-process runner (one process);
 * the same with ``--direct_running_mode=multi_processing --direct_num_workers=2`` (a
   worker process per core, each loading the model once);
-* ``sentiment predict --file`` against the model server and gateway (HTTP + gRPC, started
-  first and left idle; their start-up is not timed, their memory is counted).
+* ``sentiment predict --file`` (gRPC) through `make run`'s stack (model server, gateway,
+  edge; started first and left idle: their start-up is not timed, their memory is counted).
 
 Reports reviews per second and the peak resident memory of every process involved, summed
 (the process tree, sampled every 0.1 s), and checks that each way scored every review.
@@ -29,9 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import results as results_file
+from benchmarks.peers.process_tree import stack_pids
 from benchmarks.soak import rss_mib
-from benchmarks.stack import Stack, child_pids, latest_version
+from benchmarks.stack import child_pids, latest_version
 from benchmarks.tables import count, table
+from harness.local_stack import local_stack
 from harness.processes import IMDB_TARBALL, ROOT
 from text_contract.layout import SERVED_MODELS
 
@@ -126,19 +128,16 @@ def pipeline_rows(models_dir: Path, reviews_file: Path, work: Path, reviews: int
 
 def service_row(models_dir: Path, reviews_file: Path, work: Path, reviews: int) -> dict:
     (work / "stack").mkdir()
-    stack = Stack(models_dir, work / "stack", http_workers=2)
-    try:
+    with local_stack(models_dir, work / "stack") as stack:
         output = work / "client.jsonl"
         seconds, peak = timed(
-            ["-m", "serving.client", "--target", stack.grpc_target, "predict", "--file", str(reviews_file),
-             "--model", MODEL, "--output", str(output)],
-            [process.pid for process in stack.processes], work / "client.log")
-    finally:
-        stack.stop()
+            ["-m", "serving.client", "--target", f"127.0.0.1:{stack.grpc_port}", "predict", "--file",
+             str(reviews_file), "--model", MODEL, "--output", str(output)],
+            stack_pids(stack.process.pid), work / "client.log")
     predictions = [json.loads(line) for line in output.read_text("utf-8").splitlines()]
     if len(predictions) != reviews or any("error" in prediction for prediction in predictions):
         raise SystemExit(f"sentiment predict --file: {len(predictions)} results for {reviews} reviews, or errors")
-    return row("`sentiment predict --file` through the service", "client + model server + gateway (HTTP, gRPC)",
+    return row("`sentiment predict --file` through `make run`'s stack", "client + model server + gateway + edge",
                reviews, seconds, peak)
 
 

@@ -27,8 +27,6 @@ from benchmarks.peers.process_tree import StackMeter
 from harness.local_stack import local_stack
 from harness.processes import IMDB_TARBALL, ROOT
 
-ROLES = ("gateway", "model_server")
-
 
 def commit_of(ref: str) -> str:
     return subprocess.run(["git", "rev-parse", "--short=12", ref], cwd=ROOT, capture_output=True, text=True,
@@ -77,8 +75,9 @@ def main() -> None:
     rows: list[dict] = []
     with worktree(args.before) as before:
         for round_number in range(1, args.rounds + 1):
-            for side, root, ref in (("before", before, args.before), ("after", ROOT, "HEAD")):
-                for row in measure(root, side, commit_of(ref), models_dir, review, args.duration):
+            for side, root, commit in (("before", before, commit_of(args.before)),
+                                     ("after", ROOT, results_file.describe_commit())):
+                for row in measure(root, side, commit, models_dir, review, args.duration):
                     rows.append({"round": round_number, **row})
     results_file.save(args.out, {"change": args.change, "duration_s": args.duration, "rows": rows})
     print(render(results_file.load(args.out)))

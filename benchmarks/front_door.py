@@ -46,8 +46,9 @@ CLIENTS = 64
 UNLIMITED = {"rate_limit": "1000000", "rate_burst": "1000000",  # one address sends everything
              "max_connections_per_address": "1000000"}
 SIZING_ROW = "HTTP via the edge, API key"
-# 70% of the 0.75 CPU a gateway pod requests (deploy/kubernetes: the HPA's target), rounded
-SCALE_AT_CPU = 0.5
+# The HPA's target (deploy/kubernetes/base/autoscaling.yaml): 70% of the 0.75 CPU a
+# gateway pod requests (deploy/kubernetes/base/gateway.yaml: HTTP 0.5 + gRPC 0.25)
+SCALE_AT_CPU = 0.70 * 0.75
 
 
 @dataclass
@@ -180,7 +181,7 @@ def render_sizing(results: dict) -> str:
     return (f"The gateway spends {cpu['gateway']:.2f} ms of CPU per single-review HTTP request at 64 clients "
             f"through the edge with API keys on ([the front door's row]"
             f"(benchmarks.md#the-front-door-api-keys-and-tls) \"{SIZING_ROW}\"); "
-            f"the HPA adds pods above {SCALE_AT_CPU:g} CPU, i.e. about **{per_pod} requests/s per gateway pod**. "
+            f"the HPA adds pods above {SCALE_AT_CPU:.2f} CPU, i.e. about **{per_pod} requests/s per gateway pod**. "
             f"For N requests/s: `ceil(N / {per_pod})` gateway pods, e.g. {examples}. "
             f"The model server needs {cpu['model_server']:.2f} ms of CPU per such request (an upper bound for "
             f"TF Serving's C++ core), so N requests/s need about `N x {cpu['model_server']:.2f} ms` cores, "

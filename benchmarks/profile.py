@@ -1,12 +1,15 @@
 """Where a request's CPU goes: py-spy flame graphs of the gateway's HTTP server and the
 model server while `hey` sends single ~230-word reviews from 1 and from 64 clients.
 
-    python -m benchmarks.profile --models-dir models --profiles docs/profiles --out .bench/profile.json
+    python -m benchmarks.profile --models-dir models --profiles .bench/profiles --out .bench/profile.json
 
 `make run`'s stack, straight to the gateway's port. py-spy (in its own environment,
 `.bench-venvs/py-spy`) samples every thread 100 times a second without pausing the
 processes; idle threads are left out, so a flame graph shows CPU, not waiting. Writes one
 SVG per process and load, and, per profile, the functions where most samples were taken.
+The recording spans `hey`'s warm-up and run, both under the same load. Published
+(`make bench BENCH_OUT=docs/results`), the SVGs are in docs/results/profiles/, where the
+rendered table links.
 """
 
 from __future__ import annotations
@@ -49,8 +52,15 @@ def record(py_spy: Path, pid: int, seconds: float, svg: Path, raw: Path) -> list
     common = [str(py_spy), "record", "--pid", str(pid), "--subprocesses", "--nonblocking",
               "--duration", str(round(seconds))]
     return [subprocess.Popen([*common, "--format", form, "--output", str(path)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             for form, path in (("flamegraph", svg), ("raw", raw))]
+
+
+def finished(sampler: subprocess.Popen) -> None:
+    """Wait for one py-spy; its failure (no ptrace rights, the process gone) stops the run with its words."""
+    _, errors = sampler.communicate()
+    if sampler.returncode != 0:
+        raise SystemExit(f"py-spy failed ({sampler.returncode}): {errors.strip()}")
 
 
 def main() -> None:
@@ -79,7 +89,7 @@ def main() -> None:
                 outputs[name] = (svg, raw)
             row = bench_hey(url, {"text": review, "model": MODEL}, clients, args.duration, "gateway HTTP", MODEL)
             for sampler in samplers:
-                sampler.wait()
+                finished(sampler)
             for name, (svg, raw) in outputs.items():
                 counts = own_samples(raw.read_text())
                 total = sum(counts.values())

@@ -50,6 +50,7 @@ BLOCKS: dict[str, Block] = {
     "edge": Block("edge.json", "benchmarks.edge:render"),
     "front-door": Block("front_door.json", "benchmarks.front_door:render"),
     "snippets": Block("snippets.json", "benchmarks.snippets:render"),
+    "soak": Block("soak.json", "benchmarks.soak:render"),
     "batch-scoring": Block("batch-scoring.json", "benchmarks.batch_scoring:render"),
     # docs/model-cost.md
     "model-cost-raw": Block("model-cost.json", "benchmarks.model_cost:render_raw"),

@@ -21,13 +21,18 @@ def default_path(file_name: str) -> Path:
     return RESULTS_DIR / file_name
 
 
-def _commit() -> str:
+def describe_commit() -> str:
+    """The commit, with "-dirty" when files other than the published results differ from it
+    (a publishing run rewrites docs/results as it goes: that is not a change of the code)."""
     try:
-        described = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                                   text=True, check=True, timeout=10)
+        commit = subprocess.run(["git", "describe", "--always"], capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  ":!docs/results", ":!docs/*.md", ":!README.md"],
+                                 capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return described.stdout.strip()
+    return f"{commit}-dirty" if changed else commit
 
 
 def _module() -> str:
@@ -38,7 +43,7 @@ def _module() -> str:
 
 # Read when the benchmark starts: the code it measures, even if the tree changes meanwhile.
 _STARTED_AT = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-_STARTED_ON = _commit()
+_STARTED_ON = describe_commit()
 
 
 def save(path: Path, results: Any) -> None:

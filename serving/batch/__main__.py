@@ -21,10 +21,15 @@ import os
 import sys
 from pathlib import Path
 
-from serving.batch.model import MAX_BATCH_SIZE, MIN_BATCH_SIZE, ModelVersionError, resolve
-from serving.batch.output import OUTPUT_FORMATS
-from serving.batch.pipeline import Job, JobError, run
-from serving.batch.rows import FORMATS
+try:
+    import apache_beam  # noqa: F401  (only to say what to install when it is missing)
+except ImportError:
+    sys.exit("python -m serving.batch needs Apache Beam: pip install '.[batch]' (make install does)")
+
+from serving.batch.model import MAX_BATCH_SIZE, MIN_BATCH_SIZE, ModelVersionError, resolve  # noqa: E402
+from serving.batch.output import OUTPUT_FORMATS  # noqa: E402
+from serving.batch.pipeline import Job, JobError, run  # noqa: E402
+from serving.batch.rows import FORMATS  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any worker loads TensorFlow
 

@@ -100,12 +100,16 @@ class BatchScheduler:
             self._condition.notify_all()  # a batch thread may take the queue's next batch
 
     def close(self) -> None:
-        """Stop accepting work; queued tasks still run."""
+        """Stop accepting work; queued tasks still run. Returns when no batch is running,
+        on a batch thread or inline on a caller's thread."""
         with self._condition:
             self._closed = True
             self._condition.notify_all()
         for thread in self._threads:
             thread.join()
+        with self._condition:
+            while self._running:
+                self._condition.wait()
 
     def _work(self) -> None:
         while True:

@@ -23,6 +23,7 @@ from serving.tfs_apis import (
     prediction_service_pb2_grpc,
 )
 
+
 def model_ref(spec: model_pb2.ModelSpec) -> ModelRef:
     choice = spec.WhichOneof("version_choice")
     if choice == "version":

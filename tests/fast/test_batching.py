@@ -130,6 +130,38 @@ def test_inline_runs_and_batch_threads_together_never_exceed_the_batch_threads()
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(lambda i: scheduler.submit({"x": np.full((1, 1), i)}), range(400)))
     assert [int(r["y"][0, 0]) for r in results] == [2 * i for i in range(400)]
-    assert model.most_at_once == 2  # both slots were used, never more
+    assert model.most_at_once <= 2
     assert any(name.startswith("batch-") for name in model.threads)  # under load, batch threads took queued work
+    scheduler.close()
+
+
+def test_close_waits_for_a_batch_running_on_its_callers_thread():
+    model = RecordingModel(seconds=0)
+    model.release.clear()  # the inline run hangs until released
+    scheduler = BatchScheduler(model, options())
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(scheduler.submit, {"x": np.ones((1, 1))})
+        assert model.called.wait(5), "the lone request never reached the model"
+        closing = pool.submit(scheduler.close)
+        with pytest.raises(TimeoutError):
+            closing.result(timeout=0.2)  # still running inline: close() must not return yet
+        model.release.set()
+        closing.result(timeout=5)
+        assert running.result(timeout=5)["y"].shape == (1, 1)
+
+
+def test_an_error_of_an_inline_run_reaches_its_caller_and_frees_the_slot():
+    calls = []
+
+    def failing_once(inputs):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            raise RuntimeError("the model failed")
+        return {"y": inputs["x"] * 2}
+
+    scheduler = BatchScheduler(failing_once, options())
+    with pytest.raises(RuntimeError, match="the model failed"):
+        scheduler.submit({"x": np.ones((1, 1))})
+    assert scheduler.submit({"x": np.ones((1, 1))})["y"][0, 0] == 2
+    assert calls == [threading.current_thread().name] * 2  # both inline: the failed run gave its slot back
     scheduler.close()

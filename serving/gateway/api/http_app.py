@@ -252,7 +252,8 @@ def create_app(settings: Settings | None = None, service: DataPlane | None = Non
     app.register_blueprint(open_inference_blueprint(service, decode_json))
     if settings.cors_origins:
         CORS(app, origins=list(settings.cors_origins), methods=["GET", "POST"], max_age=600,
-             allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID"],
-             expose_headers=["X-Request-ID", "Retry-After"])
+             allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID",
+                            "Inference-Header-Content-Length"],
+             expose_headers=["X-Request-ID", "Retry-After", "Inference-Header-Content-Length"])
     app.wsgi_app = WholeBody(app.wsgi_app, settings.max_body_bytes)
     return app
