@@ -92,7 +92,7 @@ def test_a_key_holder_stalling_calls_holds_no_worker_thread(attacked_stack, grpc
                                                             attack_report):
     """A valid key, within its rate, holds 100 calls that never send their message open, more than
     the server's 64 worker threads: they wait on the event loop (for at most the message timeout,
-    10 s), and everyone else is served meanwhile."""
+    set long in this tier), and everyone else is served meanwhile."""
     alone = baseline(grpc_bystander, SAMPLES / 20)
     with attacker() as pool:
         usage = ProcessUsage(attacked_stack.processes())
