@@ -44,7 +44,7 @@ from serving.gateway.access.api_keys import hash_line, new_key
 
 CLIENTS = 64
 UNLIMITED = {"rate_limit": "1000000", "rate_burst": "1000000",  # one address sends everything
-             "max_connections_per_address": "1000000"}
+             "max_connections_per_address": "65000"}  # nginx allows less than 65536
 SIZING_ROW = "HTTP via the edge, API key"
 # The HPA's target (deploy/kubernetes/base/autoscaling.yaml): 70% of the 0.75 CPU a
 # gateway pod requests (deploy/kubernetes/base/gateway.yaml: HTTP 0.5 + gRPC 0.25)
