@@ -110,6 +110,7 @@ bench: models
 	@bash deploy/local/install-tools.sh openssl=openssl
 	$(PY) -m benchmarks.front_door --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/front_door.json
 	$(PY) -m benchmarks.peers --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/peers.json
+	$(PY) -m benchmarks.request_path --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/request-path.json
 	$(PY) -m benchmarks.profile --models-dir $(MODELS_DIR) $(DATA_FLAG) --profiles $(BENCH_OUT)/profiles --out $(BENCH_OUT)/profile.json
 	$(PY) -m benchmarks.batch_scoring --models-dir $(MODELS_DIR) $(DATA_FLAG) --out $(BENCH_OUT)/batch-scoring.json
 	$(MAKE) soak BENCH_OUT=$(BENCH_OUT)

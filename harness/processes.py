@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,10 +109,10 @@ def start_model_server(
     models_dir: Path, log_dir: Path, grpc_port: int | None = None, rest_port: int | None = None,
     config: Path = MODELS_CONFIG, poll_seconds: float = 0.5, batching: bool = True,
     wait_for: Iterable[str] = SERVED_MODELS.values(), xla: bool = True, batching_file: Path = BATCHING_FILE,
-    access_log: bool = False,
+    access_log: bool = False, flags: Sequence[str] = (),
 ) -> ModelServer:
-    """Start the model server with deploy/tfserving's files; return once every version of the
-    ``wait_for`` models that the config wants is loaded."""
+    """Start the model server with deploy/tfserving's files (and ``flags`` besides); return once
+    every version of the ``wait_for`` models that the config wants is loaded."""
     grpc_port, rest_port = grpc_port or free_port(), rest_port or free_port()
     args = [
         "-m", "serving.model_server",
@@ -127,6 +127,7 @@ def start_model_server(
         args += ["--xla_cpu_compilation_enabled=true"]
     if access_log:
         args += ["--access_log"]
+    args += list(flags)
     process = spawn(args, log_dir / f"model_server_{grpc_port}.log")
     server = ModelServer(process, grpc_port, rest_port)
     for name in wait_for:

@@ -67,6 +67,33 @@ def _translate(error: grpc.RpcError, what: str) -> GatewayError:
     return translated
 
 
+def predict_request(model_name: str, version: int, ids: np.ndarray) -> predict_pb2.PredictRequest:
+    """The Predict call of the serving signature for an int32 ``[batch, maxlen]`` matrix."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.version.value = version
+    request.model_spec.signature_name = SIGNATURE_NAME
+    tensor = request.inputs[INPUT_NAME]
+    tensor.dtype = types_pb2.DT_INT32
+    for size in ids.shape:
+        tensor.tensor_shape.dim.add(size=size)
+    tensor.tensor_content = np.ascontiguousarray(ids, dtype="<i4").tobytes()
+    request.output_filter.append(OUTPUT_NAME)
+    return request
+
+
+def probabilities(response: predict_pb2.PredictResponse, model_name: str, rows: int) -> np.ndarray:
+    """The positive probabilities of a Predict answer, one per row sent."""
+    output = response.outputs[OUTPUT_NAME]
+    if output.tensor_content:
+        values = np.frombuffer(output.tensor_content, dtype="<f4")
+    else:
+        values = np.asarray(output.float_val, dtype=np.float32)
+    if values.size != rows:
+        raise ModelServerFailure(f"{model_name}: expected {rows} outputs, got {values.size}")
+    return values
+
+
 class ModelServerClient:
     def __init__(
         self,
@@ -109,29 +136,13 @@ class ModelServerClient:
 
         ``request_ids``, of the requests whose rows these are, go along as metadata for the
         model server's logs."""
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = model_name
-        request.model_spec.version.value = version
-        request.model_spec.signature_name = SIGNATURE_NAME
-        tensor = request.inputs[INPUT_NAME]
-        tensor.dtype = types_pb2.DT_INT32
-        for size in ids.shape:
-            tensor.tensor_shape.dim.add(size=size)
-        tensor.tensor_content = np.ascontiguousarray(ids, dtype="<i4").tobytes()
-        request.output_filter.append(OUTPUT_NAME)
+        request = predict_request(model_name, version, ids)
         try:
             response = self._predictions.Predict(request, timeout=timeout or self.timeout_seconds,
                                                  metadata=request_id_metadata(request_ids))
         except grpc.RpcError as error:
             raise _translate(error, f"{model_name} version {version}") from None
-        output = response.outputs[OUTPUT_NAME]
-        if output.tensor_content:
-            values = np.frombuffer(output.tensor_content, dtype="<f4")
-        else:
-            values = np.asarray(output.float_val, dtype=np.float32)
-        if values.size != ids.shape[0]:
-            raise ModelServerFailure(f"{model_name}: expected {ids.shape[0]} outputs, got {values.size}")
-        return values, response.model_spec.version.value
+        return probabilities(response, model_name, ids.shape[0]), response.model_spec.version.value
 
     def version_states(self, model_name: str, timeout: float | None = None) -> dict[int, str]:
         """Every version the model server knows of ``model_name``, with its state name."""
