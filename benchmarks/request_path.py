@@ -11,6 +11,8 @@ review per request:
 - the same gateway in front of the model server with TensorFlow's default pools;
 - the minimal path on the same threads (``benchmarks.request_path_apps:wsgi_app``:
   tokenize, one blocking Predict call, JSON), and the same with the gateway's coalescer;
+- the gateway's data plane alone, on the same threads without Flask
+  (``data_plane_wsgi_app``): what the HTTP layer costs;
 - the minimal path on one event loop per process with gRPC's asyncio client
   (``asgi_app`` on granian's ASGI interface, 2 workers): the asynchronous lever;
 - the framework floor (``benchmarks.floor_app``: no model call at all).
@@ -70,6 +72,8 @@ TIERS = (
                                    "--app", "benchmarks.request_path_apps:wsgi_app")),
     Tier("minimal path + coalescer, threads", ("-m", "serving.gateway.api.http_server",
                                                "--app", "benchmarks.request_path_apps:coalesced_wsgi_app")),
+    Tier("gateway's data plane without Flask", ("-m", "serving.gateway.api.http_server",
+                                                 "--app", "benchmarks.request_path_apps:data_plane_wsgi_app")),
     Tier("minimal path, one event loop", ("-m", "granian", "--interface", "asgi", "--workers", str(WORKERS),
                                           "--host", "127.0.0.1", "--port", "{port}", "--no-access-log",
                                           "benchmarks.request_path_apps:asgi_app")),
@@ -147,7 +151,7 @@ def render(rows: list[dict]) -> str:
         return sum(by_key[(name, clients, n)]["cpu_ms_per_request"][part] for n in rounds) / len(rounds)
 
     gateway, coalesced = TIERS[0].name, TIERS[3].name
-    threads, one_loop, pools = TIERS[2].name, TIERS[4].name, TIERS[1].name
+    threads, one_loop, pools = TIERS[2].name, TIERS[5].name, TIERS[1].name
     lines.append("")
     for clients in CLIENTS:
         lines.append(

@@ -6,6 +6,9 @@ against each threading model's floor (`python -m benchmarks.request_path`).
 - ``coalesced_wsgi_app``: the same, with concurrent requests sharing calls through the
   gateway's coalescer (2 calls in flight, up to 128 rows).
 - ``asgi_app``: the same on one event loop per process, with gRPC's asyncio client.
+- ``data_plane_wsgi_app``: the gateway's whole data plane (``DataPlane.predict``: validation,
+  versions, rollouts, the coalescer, per-prediction metrics) with the gateway's settings, on
+  the same threads, without Flask: what the HTTP layer costs.
 
 No validation, metrics, keys, versions, rollouts or coalescing: what is left is the
 cost of the hops themselves. The model server and the models folder come from the
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
@@ -25,8 +29,10 @@ from typing import Any
 import grpc
 import numpy as np
 
+from serving.gateway.data_plane import DataPlane, PredictRequest
 from serving.gateway.routing.coalescing import Coalescer
 from serving.gateway.routing.model_client import ModelServerClient, predict_request, probabilities
+from serving.gateway.settings import Settings
 from serving.tfs_apis import prediction_service_pb2_grpc
 from text_contract.layout import version_dirs
 from text_contract.tokenizer import Tokenizer, TokenizerContract
@@ -83,6 +89,19 @@ def _wsgi(predict: Callable[[str, int, np.ndarray, float], tuple[np.ndarray, int
 
 wsgi_app = _wsgi(lambda *call: _client().predict(*call))
 coalesced_wsgi_app = _wsgi(lambda *call: _coalescer().predict(*call))
+
+
+@cache
+def _data_plane() -> DataPlane:
+    return DataPlane(Settings.from_env())
+
+
+def data_plane_wsgi_app(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+    body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+    predictions = _data_plane().predict(PredictRequest([body["text"]], body.get("model"), request_id=uuid.uuid4().hex))
+    payload = json.dumps({"predictions": [p.to_json() for p in predictions]}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+    return [payload]
 
 
 async def asgi_app(scope: dict[str, Any], receive: Callable, send: Callable) -> None:

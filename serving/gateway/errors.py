@@ -43,6 +43,11 @@ class PayloadTooLarge(GatewayError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(GatewayError):
+    http_status = 415
+    code = "unsupported_media_type"
+
+
 class Overloaded(GatewayError):
     """More requests in flight in this process than ``max_in_flight``."""
 

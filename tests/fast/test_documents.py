@@ -8,6 +8,7 @@ import yaml
 from harness.processes import ROOT
 from serving.gateway import errors
 from serving.gateway.api.http_app import _HTTP_ERROR_CODES, create_app
+from serving.gateway.api.responses import INTERNAL_ERROR
 from serving.gateway.data_plane import DataPlane
 from serving.gateway.errors import ERROR_CODES, GatewayError
 
@@ -46,6 +47,7 @@ def test_every_error_code_a_client_can_meet_is_in_the_catalogue_and_the_document
     answered_by_the_app = {code: status for status, code in _HTTP_ERROR_CODES.items()}
     literal = set(re.findall(r'"code": "(\w+)"', (ROOT / "serving/gateway/api/body_limit.py").read_text()))
     literal |= set(re.findall(r'error_response\(\d+, "(\w+)"', (ROOT / "serving/gateway/api/http_app.py").read_text()))
+    literal |= {INTERNAL_ERROR[0]}  # a failure of the gateway itself
     literal |= {"bad_request"}  # any other HTTP error Werkzeug raises
     edge_config = "".join(path.read_text() for path in (ROOT / "deploy" / "edge").glob("*.conf"))
     edge = dict((code, int(status)) for status, code in re.findall(

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving.gateway.api.http_app import parse_prediction_request
+from serving.gateway.api.sentiment_http import parse_prediction_request
 from serving.gateway.errors import GatewayError
 from text_contract.tokenizer import FIRST_WORD_ID, Tokenizer, TokenizerContract, split_words
 
@@ -38,9 +38,9 @@ def test_words_never_contain_separators(parts):
 @given(JSON)
 def test_any_json_body_is_parsed_or_refused_cleanly(body):
     try:
-        texts, model, version = parse_prediction_request(body)
+        asked = parse_prediction_request(body)
     except GatewayError as error:
         assert 400 <= error.http_status < 500 and error.message
         return
-    assert isinstance(texts, list) and (model is None or isinstance(model, str))
-    assert version is None or (isinstance(version, int) and not isinstance(version, bool))
+    assert isinstance(asked.texts, list) and (asked.model is None or isinstance(asked.model, str))
+    assert asked.version is None or (isinstance(asked.version, int) and not isinstance(asked.version, bool))

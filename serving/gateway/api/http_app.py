@@ -1,7 +1,7 @@
-"""The HTTP API (Flask). Routes:
+"""The HTTP API (Flask, but for its busiest route). Routes:
 
     POST /v1/sentiment   {"text": "..."} or {"texts": [...]}, optional "model", "version",
-                         "explain", "explain_top_k"
+                         "explain", "explain_top_k" (answered before Flask: sentiment_http.py)
     GET  /v1/models      served models, versions and states
     GET  /healthz        liveness: the process answers
     GET  /readyz         readiness: model server reachable, every model AVAILABLE
@@ -13,15 +13,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import yaml
 from flask import Flask, Response, abort, g, jsonify, request, send_from_directory
 from flask_cors import CORS
+from flask_cors.core import get_cors_headers, get_cors_options
 from swagger_ui_bundle import swagger_ui_path
+from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 
 from serving.gateway.access.api_keys import presented_key
@@ -29,12 +30,19 @@ from serving.gateway.access.request_ids import HEADER as REQUEST_ID_HEADER
 from serving.gateway.access.request_ids import request_id
 from serving.gateway.api.body_limit import WholeBody
 from serving.gateway.api.openapi import openapi_document
-from serving.gateway.api.responses import json_response
+from serving.gateway.api.responses import (
+    INTERNAL_ERROR,
+    error_document,
+    error_headers,
+    json_response,
+    record_request,
+)
+from serving.gateway.api.sentiment_http import PATH as SENTIMENT_PATH
+from serving.gateway.api.sentiment_http import SentimentRoute, decode_json
 from serving.gateway.api.v2_http import open_inference_blueprint
-from serving.gateway.data_plane import DataPlane, PredictRequest
-from serving.gateway.errors import GatewayError, InvalidInput, Unauthenticated
+from serving.gateway.data_plane import DataPlane
+from serving.gateway.errors import GatewayError
 from serving.gateway.observability import metrics
-from serving.gateway.observability.logs import log_access
 from serving.gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,63 +66,7 @@ OPEN_ENDPOINTS = frozenset({
 
 
 def error_response(status: int, code: str, message: str, retry_after: int | None = None) -> Response:
-    return json_response({"error": {"code": code, "message": message}}, status, retry_after)
-
-
-def decode_json(raw: bytes) -> object:
-    try:
-        return json.loads(raw)
-    # RecursionError: nesting deeper than the parser's stack, e.g. [[[[...]]]]
-    except (ValueError, RecursionError):
-        raise InvalidInput("the body is not valid JSON") from None
-
-
-@dataclass(frozen=True)
-class PredictionRequest:
-    texts: list
-    model: str | None
-    version: int | None
-    explain: bool
-    explain_top_k: int | None
-
-
-def parse_prediction_request(body: object) -> PredictionRequest:
-    """The request in a decoded JSON body; InvalidInput names any problem."""
-    if not isinstance(body, dict):
-        raise InvalidInput("the body must be a JSON object")
-    unknown = sorted(set(body) - {"text", "texts", "model", "version", "explain", "explain_top_k"})
-    if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}")
-    if ("text" in body) == ("texts" in body):
-        raise InvalidInput("give exactly one of 'text' (a string) or 'texts' (a list of strings)")
-    if "text" in body:
-        if not isinstance(body["text"], str):
-            raise InvalidInput(f"'text' must be a string, got {_json_type(body['text'])}")
-        texts = [body["text"]]
-    else:
-        if not isinstance(body["texts"], list):
-            raise InvalidInput(f"'texts' must be a list of strings, got {_json_type(body['texts'])}")
-        texts = body["texts"]
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise InvalidInput(f"'model' must be a string, got {_json_type(model)}")
-    version = body.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        raise InvalidInput(f"'version' must be a positive integer, got {_json_type(version)}")
-    explain = body.get("explain", False)
-    if not isinstance(explain, bool):
-        raise InvalidInput(f"'explain' must be true or false, got {_json_type(explain)}")
-    top_k = body.get("explain_top_k")
-    if "explain_top_k" in body and (isinstance(top_k, bool) or not isinstance(top_k, int)):
-        raise InvalidInput(f"'explain_top_k' must be a whole number, got {_json_type(top_k)}")
-    if top_k is not None and not explain:
-        raise InvalidInput("'explain_top_k' needs 'explain': true")
-    return PredictionRequest(texts, model, version, explain, top_k)
-
-
-def _json_type(value: object) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
+    return json_response(error_document(code, message), status, retry_after)
 
 
 def create_app(settings: Settings | None = None, service: DataPlane | None = None) -> Flask:
@@ -137,16 +89,11 @@ def create_app(settings: Settings | None = None, service: DataPlane | None = Non
 
     @app.after_request
     def record(response: Response) -> Response:
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        duration = time.perf_counter() - g.get("started", 0)
-        metrics.REQUESTS.labels("http", route, g.get("model", ""), str(response.status_code)).inc()
-        metrics.REQUEST_DURATION.labels("http", route).observe(duration)
         response.headers[REQUEST_ID_HEADER] = g.get("request_id") or request_id(None)
-        if settings.access_log:
-            log_access(request.method, route, str(response.status_code), transport="http",
-                       request_id=response.headers[REQUEST_ID_HEADER], key_id=g.get("key_id"),
-                       model=g.get("model") or None, version=g.get("version"), duration_s=round(duration, 6),
-                       bytes=response.content_length)
+        record_request(request.url_rule.rule if request.url_rule else "unmatched", response.status_code,
+                       g.get("started", 0), access_log=settings.access_log, method=request.method,
+                       model=g.get("model", ""), request_id=response.headers[REQUEST_ID_HEADER],
+                       key_id=g.get("key_id"), version=g.get("version"), length=response.content_length)
         return response
 
     @app.teardown_request
@@ -156,9 +103,8 @@ def create_app(settings: Settings | None = None, service: DataPlane | None = Non
 
     @app.errorhandler(GatewayError)
     def gateway_error(error: GatewayError) -> Response:
-        response = error_response(error.http_status, error.code, error.message, error.retry_after)
-        if isinstance(error, Unauthenticated):
-            response.headers["WWW-Authenticate"] = 'Bearer realm="sentiment"'
+        response = error_response(error.http_status, error.code, error.message)
+        response.headers.extend(error_headers(error))
         return response
 
     @app.errorhandler(HTTPException)
@@ -179,20 +125,11 @@ def create_app(settings: Settings | None = None, service: DataPlane | None = Non
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
         log.exception("unexpected error on %s %s (request id %s)", request.method, request.path, g.get("request_id"))
-        return error_response(500, "internal_error", "internal error; the failure was logged")
+        return error_response(500, *INTERNAL_ERROR)
 
-    @app.post("/v1/sentiment")
-    def predict() -> Response:
-        if not request.is_json:
-            return error_response(415, "unsupported_media_type", "Content-Type must be application/json")
-        asked = parse_prediction_request(decode_json(request.get_data()))
-        g.model = service.model_label(asked.model)
-        predictions = service.predict(PredictRequest(
-            asked.texts, asked.model, asked.version, explain=asked.explain, top_k=asked.explain_top_k,
-            request_id=g.request_id, transport="http", key_id=g.get("key_id"),
-        ))
-        g.version = predictions[0].model_version
-        return jsonify(predictions=[p.to_json() for p in predictions])
+    # POSTs are answered by SentimentRoute before Flask; the rule gives the route's other
+    # methods their 405 and CORS preflight, as for every route.
+    app.add_url_rule(SENTIMENT_PATH, endpoint="predict", methods=["POST"])
 
     @app.get("/v1/models")
     def list_models() -> Response:
@@ -250,10 +187,19 @@ def create_app(settings: Settings | None = None, service: DataPlane | None = Non
         return send_from_directory(swagger_ui_path, name)
 
     app.register_blueprint(open_inference_blueprint(service, decode_json))
+    cors_headers = None
     if settings.cors_origins:
-        CORS(app, origins=list(settings.cors_origins), methods=["GET", "POST"], max_age=600,
-             allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-Request-ID",
-                            "Inference-Header-Content-Length"],
-             expose_headers=["X-Request-ID", "Retry-After", "Inference-Header-Content-Length"])
-    app.wsgi_app = WholeBody(app.wsgi_app, settings.max_body_bytes)
+        cors = {"origins": list(settings.cors_origins), "methods": ["GET", "POST"], "max_age": 600,
+                "allow_headers": ["Content-Type", "Authorization", "X-API-Key", "X-Request-ID",
+                                  "Inference-Header-Content-Length"],
+                "expose_headers": ["X-Request-ID", "Retry-After", "Inference-Header-Content-Length"]}
+        CORS(app, **cors)
+        cors_headers = flask_cors_headers(app, cors)
+    app.wsgi_app = WholeBody(SentimentRoute(app.wsgi_app, service, settings, cors_headers), settings.max_body_bytes)
     return app
+
+
+def flask_cors_headers(app: Flask, options: dict) -> Callable[[dict], list[tuple[str, str]]]:
+    """The CORS headers flask-cors gives a POST with ``options``, for routes answered outside Flask."""
+    computed = get_cors_options(app, options)
+    return lambda environ: list(get_cors_headers(computed, EnvironHeaders(environ), "POST").items(multi=True))
