@@ -2,13 +2,12 @@
 
     python -m benchmarks.request_path --models-dir models
 
-Two model servers are started once: one as shipped (TensorFlow's thread pools at one
-thread each), one with TensorFlow's default pools (a thread per core). Every round starts
-each HTTP tier in turn and loads it with `hey` at 1 and at 64 clients, the same ~230-word
-review per request:
+Two model servers are started once: one as shipped, one with TensorFlow's thread pools
+at a single thread each. Every round starts each HTTP tier in turn and loads it with
+`hey` at 1 and at 64 clients, the same ~230-word review per request:
 
 - the gateway as shipped (Flask, keys, metrics, versions, the coalescer; granian WSGI, 2 x 32 threads);
-- the same gateway in front of the model server with TensorFlow's default pools;
+- the same gateway in front of the model server with single-thread TensorFlow pools;
 - the minimal path on the same threads (``benchmarks.request_path_apps:wsgi_app``:
   tokenize, one blocking Predict call, JSON), and the same with the gateway's coalescer;
 - the gateway's data plane alone, on the same threads without Flask
@@ -58,16 +57,16 @@ class Tier:
     model_server: str = "shipped"  # a key of MODEL_SERVER_FLAGS
 
 
-# The deployments set TensorFlow's intra-op and inter-op pools to one thread each (a batch per
-# core comes from num_batch_threads); TensorFlow's default is a thread per core (0).
+# TensorFlow's intra-op and inter-op pools default to a thread per core; one thread each
+# halved a lone call's CPU (benchmarks.peers' TensorFlow cost): does it hold under batching?
 MODEL_SERVER_FLAGS = {
     "shipped": (),
-    "default pools": ("--tensorflow_intra_op_parallelism=0", "--tensorflow_inter_op_parallelism=0"),
+    "single-thread pools": ("--tensorflow_intra_op_parallelism", "1", "--tensorflow_inter_op_parallelism", "1"),
 }
 TIERS = (
     Tier("gateway (shipped)", ("-m", "serving.gateway.api.http_server"), "/readyz"),
-    Tier("gateway, TensorFlow's default pools", ("-m", "serving.gateway.api.http_server"), "/readyz",
-         "default pools"),
+    Tier("gateway, TensorFlow pools 1/1", ("-m", "serving.gateway.api.http_server"), "/readyz",
+         "single-thread pools"),
     Tier("minimal path, threads", ("-m", "serving.gateway.api.http_server",
                                    "--app", "benchmarks.request_path_apps:wsgi_app")),
     Tier("minimal path + coalescer, threads", ("-m", "serving.gateway.api.http_server",
@@ -160,9 +159,8 @@ def render(rows: list[dict]) -> str:
             f"CPU per request over the minimal path with the same coalescer "
             f"({mean(gateway, clients, 'http_tier'):.2f} vs {mean(coalesced, clients, 'http_tier'):.2f}); "
             f"one event loop costs {mean(one_loop, clients, 'http_tier'):.2f} ms where threads cost "
-            f"{mean(threads, clients, 'http_tier'):.2f}; the model server costs "
-            f"{mean(gateway, clients, 'model_server'):.2f} ms with one-thread TensorFlow pools, "
-            f"{mean(pools, clients, 'model_server'):.2f} with TensorFlow's defaults.")
+            f"{mean(threads, clients, 'http_tier'):.2f}; TensorFlow pools of one thread each bring the model "
+            f"server to {mean(pools, clients, 'model_server'):.2f} ms from {mean(gateway, clients, 'model_server'):.2f}.")
     return "\n".join(lines)
 
 

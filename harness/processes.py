@@ -23,9 +23,6 @@ RT_POLARITY_TARBALL = IMDB_TARBALL.parent / "rt-polarity_v1.0.tar.gz"
 MODELS_CONFIG = ROOT / "deploy" / "tfserving" / "models.config"
 BATCHING_FILE = ROOT / "deploy" / "tfserving" / "batching_parameters.txt"
 MONITORING_FILE = ROOT / "deploy" / "tfserving" / "monitoring.config"
-# TensorFlow's thread pools as every deployment sets them (docker-compose.yml, the Kubernetes
-# base, deploy/local/run.sh; tests/test_deploy.py keeps them equal): one thread each.
-TENSORFLOW_POOL_FLAGS = ("--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=1")
 
 
 def free_port() -> int:
@@ -114,16 +111,15 @@ def start_model_server(
     wait_for: Iterable[str] = SERVED_MODELS.values(), xla: bool = True, batching_file: Path = BATCHING_FILE,
     access_log: bool = False, flags: Sequence[str] = (),
 ) -> ModelServer:
-    """Start the model server with deploy/tfserving's files and the deployments' thread pools
-    (``flags`` come last, so they may set other pools); return once every version of the
-    ``wait_for`` models that the config wants is loaded."""
+    """Start the model server with deploy/tfserving's files (and ``flags`` besides); return once
+    every version of the ``wait_for`` models that the config wants is loaded."""
     grpc_port, rest_port = grpc_port or free_port(), rest_port or free_port()
     args = [
         "-m", "serving.model_server",
         "--port", str(grpc_port), "--rest_api_port", str(rest_port),
         "--model_config_file", str(config), "--base_path_map", f"/models={models_dir}",
         "--file_system_poll_wait_seconds", str(poll_seconds),
-        "--monitoring_config_file", str(MONITORING_FILE), *TENSORFLOW_POOL_FLAGS,
+        "--monitoring_config_file", str(MONITORING_FILE),
     ]
     if batching:
         args += ["--enable_batching", "--batching_parameters_file", str(batching_file)]

@@ -12,15 +12,7 @@ import pytest
 import requests
 import yaml
 
-from harness.processes import (
-    BATCHING_FILE,
-    MODELS_CONFIG,
-    MONITORING_FILE,
-    ROOT,
-    TENSORFLOW_POOL_FLAGS,
-    free_port,
-    wait_until,
-)
+from harness.processes import BATCHING_FILE, MODELS_CONFIG, MONITORING_FILE, ROOT, free_port, wait_until
 from serving.gateway.settings import Settings
 from serving.model_server.config import load_batching_parameters, load_model_config, load_monitoring_config
 from training.signature import BATCH_BUCKETS
@@ -63,10 +55,6 @@ def test_tf_serving_configs_parse_and_match_the_compose_mounts():
     assert flag("tfserving", "enable_batching") == "true"
     # The trainer exports XLA-compiled signatures by default.
     assert flag("tfserving", "xla_cpu_compilation_enabled") == "true"
-    # TensorFlow's pools as the tests' model server and `make run` set them.
-    pools = [arg for arg in SERVICES["tfserving"]["command"] if "_op_parallelism=" in arg]
-    assert pools == list(TENSORFLOW_POOL_FLAGS)
-    assert " ".join(TENSORFLOW_POOL_FLAGS) in (ROOT / "deploy" / "local" / "run.sh").read_text()
     monitoring = load_monitoring_config(MONITORING_FILE).prometheus_config
     assert monitoring.enable and monitoring.path == "/monitoring/prometheus/metrics"
     batching = load_batching_parameters(BATCHING_FILE)

@@ -27,7 +27,6 @@ rm -rf "$RUN_DIR/metrics" && mkdir -p "$RUN_DIR/metrics"
   --base_path_map "/models=$MODELS_DIR" \
   --enable_batching --batching_parameters_file deploy/tfserving/batching_parameters.txt \
   --xla_cpu_compilation_enabled=true \
-  --tensorflow_intra_op_parallelism=1 --tensorflow_inter_op_parallelism=1 \
   --monitoring_config_file deploy/tfserving/monitoring.config \
   --access_log \
   >"$RUN_DIR/model_server.log" 2>&1 &
