@@ -10,7 +10,6 @@ pool of Python client threads. Every figure comes from the same run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -26,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import results as results_file
+from benchmarks.arguments import benchmark_parser
 from benchmarks.stack import Stack, latest_version
 from benchmarks.tables import change, count, ms, table
-from harness.processes import IMDB_TARBALL
 from text_contract.layout import SERVED_MODELS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -173,12 +172,8 @@ def batched(stack: Stack, model_name: str, run: Callable[[], dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
-    parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per scenario [8]")
+    parser = benchmark_parser("benchmarks", __doc__, "serving-path.json", duration=8.0)
     parser.add_argument("--http-workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=results_file.default_path("serving-path.json"))
     args = parser.parse_args()
     models_dir = args.models_dir.resolve()
 

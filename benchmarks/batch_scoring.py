@@ -23,15 +23,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import results as results_file
-from benchmarks.peers.process_tree import stack_pids
-from benchmarks.soak import rss_mib
-from benchmarks.stack import child_pids, latest_version
+from benchmarks.peers.process_tree import PeakMemory, stack_pids, tree_pids
+from benchmarks.stack import latest_version
 from benchmarks.tables import count, table
 from harness.local_stack import local_stack
 from harness.processes import IMDB_TARBALL, ROOT
@@ -43,56 +40,15 @@ MODEL = "lstm"
 SAMPLE_SECONDS = 0.1
 
 
-def tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants."""
-    pids, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        pids.append(current)
-        pending += child_pids(current)
-    return pids
-
-
-def tree_rss_mib(roots: list[int]) -> float:
-    total = 0.0
-    for pid in (pid for root in roots for pid in tree(root)):
-        try:
-            total += rss_mib(pid)
-        except (OSError, AttributeError):  # the process ended between listing and reading
-            pass
-    return total
-
-
-class PeakMemory:
-    """The highest summed RSS of the process trees of ``roots()``, sampled in a thread."""
-
-    def __init__(self, roots: Callable[[], list[int]]) -> None:
-        self._roots = roots
-        self.peak_mib = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(SAMPLE_SECONDS):
-            self.peak_mib = max(self.peak_mib, tree_rss_mib(self._roots()))
-
-
 def timed(args: list[str], resident: list[int], log: Path) -> tuple[float, float]:
     """Run ``python args`` to completion: its seconds, and the peak RSS (MiB) of its process
     tree plus the trees of the ``resident`` processes it talks to."""
     started = time.perf_counter()
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        with PeakMemory(lambda: [process.pid, *resident]) as memory:
-            returncode = process.wait()
+        memory = PeakMemory(lambda: tree_pids([process.pid, *resident]), SAMPLE_SECONDS)
+        returncode = process.wait()
+        memory.stop()
     seconds = time.perf_counter() - started
     if returncode != 0:
         raise SystemExit(f"{' '.join(args[:2])} failed ({returncode}): see {log}\n{log.read_text()[-2000:]}")

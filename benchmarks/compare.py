@@ -12,7 +12,6 @@ from 64 clients, and reads each process's CPU from /proc.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -22,10 +21,11 @@ from pathlib import Path
 
 from benchmarks import results as results_file
 from benchmarks.__main__ import bench_hey
+from benchmarks.arguments import benchmark_parser
 from benchmarks.peers.__main__ import CLIENTS, MODEL, pick_review, project_role
 from benchmarks.peers.process_tree import StackMeter
 from harness.local_stack import local_stack
-from harness.processes import IMDB_TARBALL, ROOT
+from harness.processes import ROOT
 
 
 def commit_of(ref: str) -> str:
@@ -61,14 +61,10 @@ def measure(root: Path, side: str, commit: str, models_dir: Path, review: str, d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__.split("\n")[0])
+    parser = benchmark_parser("benchmarks.compare", __doc__, "compare.json", duration=10.0)
     parser.add_argument("--before", required=True, help="the commit before the change")
     parser.add_argument("--change", required=True, help="what changed between them, for the table")
-    parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run [10]")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=results_file.default_path("compare.json"))
     args = parser.parse_args()
     models_dir = args.models_dir.resolve()
     review = pick_review(args.data)

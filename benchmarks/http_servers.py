@@ -13,17 +13,16 @@ request (server + workers). gunicorn is a development dependency for this refere
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import results
 from benchmarks.__main__ import bench_hey
+from benchmarks.arguments import benchmark_parser
 from benchmarks.stack import GATEWAY_DEFAULTS, tree_cpu_seconds
 from benchmarks.tables import count, ms, table
 from harness.processes import (
-    IMDB_TARBALL,
     Process,
     accepts_connections,
     free_port,
@@ -64,12 +63,8 @@ def start(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per measurement")
+    parser = benchmark_parser("benchmarks.http_servers", __doc__, "http-servers.json", duration=8.0)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=results.default_path("http-servers.json"))
     args = parser.parse_args()
 
     from training.dataset import load_imdb

@@ -14,7 +14,6 @@ rendered table links.
 
 from __future__ import annotations
 
-import argparse
 import re
 import subprocess
 import tempfile
@@ -23,10 +22,10 @@ from pathlib import Path
 
 from benchmarks import results as results_file
 from benchmarks.__main__ import bench_hey
+from benchmarks.arguments import benchmark_parser
 from benchmarks.peers.__main__ import MODEL, pick_review
 from benchmarks.peers.environments import environment
 from harness.local_stack import local_stack
-from harness.processes import IMDB_TARBALL
 
 CLIENTS = (1, 64)
 TOP = 12  # functions listed per profile
@@ -64,13 +63,9 @@ def finished(sampler: subprocess.Popen) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__.split("\n")[0])
-    parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds recorded per load [10]")
+    parser = benchmark_parser("benchmarks.profile", __doc__, "profile.json", duration=10.0)
     parser.add_argument("--venvs", type=Path, default=Path(".bench-venvs"), help="where py-spy's environment is")
     parser.add_argument("--profiles", type=Path, default=Path(".bench/profiles"), help="where the SVGs go")
-    parser.add_argument("--out", type=Path, default=results_file.default_path("profile.json"))
     args = parser.parse_args()
     py_spy = environment("py-spy", args.venvs.resolve(), tensorflow=False) / "py-spy"
     review = pick_review(args.data)

@@ -23,18 +23,17 @@ features cost; the gap between the two minimal paths is what threads cost.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import results
 from benchmarks.__main__ import bench_hey
+from benchmarks.arguments import benchmark_parser
 from benchmarks.peers.__main__ import pick_review
 from benchmarks.stack import GATEWAY_DEFAULTS, tree_cpu_seconds
 from benchmarks.tables import count, ms, table
 from harness.processes import (
-    IMDB_TARBALL,
     ModelServer,
     accepts_connections,
     free_port,
@@ -82,12 +81,8 @@ TIERS = (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.request_path", description=__doc__.split("\n")[0])
-    parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds of load per measurement [8]")
+    parser = benchmark_parser("benchmarks.request_path", __doc__, "request-path.json", duration=8.0)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=results.default_path("request-path.json"))
     args = parser.parse_args()
 
     review = pick_review(args.data)

@@ -14,9 +14,8 @@ full reviews are not, are part of training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf

@@ -14,7 +14,6 @@ floor of the model server's cost.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -31,11 +30,12 @@ import requests
 
 from benchmarks import results as results_file
 from benchmarks.__main__ import bench_hey
+from benchmarks.arguments import benchmark_parser
 from benchmarks.peers.environments import environment
 from benchmarks.peers.process_tree import StackMeter, stack_pids
 from benchmarks.stack import latest_version
 from harness.local_stack import local_stack
-from harness.processes import IMDB_TARBALL, ROOT, free_port, responds, wait_until
+from harness.processes import ROOT, free_port, responds, wait_until
 
 MODEL = "lstm"
 REVIEW_WORDS = (220, 240)  # the length of the review every request carries
@@ -147,7 +147,7 @@ def measure(targets: list[Target], meter: StackMeter, duration: float) -> list[d
                 ms for role, ms in row["cpu_ms_per_request"].items() if role != "load_generator"), 3)
             rows.append(row)
     for row in rows:
-        row["peak_rss_mib"] = round(meter.peak_rss_kb / 1024, 1)
+        row["peak_rss_mib"] = round(meter.memory.peak_mib, 1)
     return rows
 
 
@@ -179,12 +179,8 @@ def run_peer(name: str, command: Callable[[int], list[str]], url: Callable[[int]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=__doc__.split("\n")[0])
-    parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--data", type=Path, default=IMDB_TARBALL)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run [10]")
+    parser = benchmark_parser("benchmarks.peers", __doc__, "peers.json", duration=10.0)
     parser.add_argument("--venvs", type=Path, default=Path(".bench-venvs"), help="the peers' environments")
-    parser.add_argument("--out", type=Path, default=results_file.default_path("peers.json"))
     args = parser.parse_args()
     models_dir = args.models_dir.resolve()
     version_dir = latest_version(models_dir, "imdb_lstm")

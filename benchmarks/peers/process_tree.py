@@ -17,26 +17,37 @@ def _stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def stack_pids(leader: int) -> list[int]:
-    """Processes in ``leader``'s session, and every descendant of those."""
-    parents: dict[int, int] = {}
-    members: set[int] = set()
+def _processes() -> dict[int, list[str]]:
+    """Every live process: its pid -> its stat fields."""
+    listed: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = _stat(int(entry.name))
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        if int(fields[3]) == leader:
-            members.add(int(entry.name))
+        if entry.name.isdigit():
+            try:
+                listed[int(entry.name)] = _stat(int(entry.name))
+            except OSError:  # it ended while being listed
+                continue
+    return listed
+
+
+def _with_descendants(roots: set[int], listed: dict[int, list[str]]) -> list[int]:
+    members = set(roots)
     grew = True
     while grew:
-        children = {pid for pid, parent in parents.items() if parent in members} - members
+        children = {pid for pid, fields in listed.items() if int(fields[1]) in members} - members
         members |= children
         grew = bool(children)
     return sorted(members)
+
+
+def stack_pids(leader: int) -> list[int]:
+    """Processes in ``leader``'s session, and every descendant of those."""
+    listed = _processes()
+    return _with_descendants({pid for pid, fields in listed.items() if int(fields[3]) == leader}, listed)
+
+
+def tree_pids(roots: list[int]) -> list[int]:
+    """``roots`` and every descendant of theirs."""
+    return _with_descendants(set(roots), _processes())
 
 
 def cmdline(pid: int) -> str:
@@ -44,6 +55,41 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def rss_kb(pids: list[int]) -> int:
+    """The summed resident memory of ``pids`` (a process that ended counts nothing)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB
+        except OSError:
+            continue
+    return total
+
+
+class PeakMemory:
+    """The peak of the summed resident memory of ``pids()``, sampled every ``interval``
+    seconds in a thread from construction to ``stop()``."""
+
+    def __init__(self, pids: Callable[[], list[int]], interval: float = 0.2) -> None:
+        self._pids = pids
+        self.peak_kb = 0
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, args=(interval,), daemon=True)
+        self._sampler.start()
+
+    @property
+    def peak_mib(self) -> float:
+        return self.peak_kb / 1024
+
+    def _sample(self, interval: float) -> None:
+        while not self._done.wait(interval):
+            self.peak_kb = max(self.peak_kb, rss_kb(self._pids()))
+
+    def stop(self) -> None:
+        self._done.set()
+        self._sampler.join()
 
 
 class StackMeter:
@@ -56,10 +102,7 @@ class StackMeter:
     def __init__(self, leader: int, role: Callable[[str], str], interval: float = 0.2) -> None:
         self._leader = leader
         self._role = role
-        self.peak_rss_kb = 0
-        self._done = threading.Event()
-        self._sampler = threading.Thread(target=self._sample, args=(interval,), daemon=True)
-        self._sampler.start()
+        self.memory = PeakMemory(lambda: stack_pids(leader), interval)
 
     def cpu_seconds(self) -> dict[str, float]:
         spent: dict[str, float] = {}
@@ -72,19 +115,5 @@ class StackMeter:
             spent[role] = spent.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
         return spent
 
-    def _rss_kb(self) -> int:
-        total = 0
-        for pid in stack_pids(self._leader):
-            try:
-                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_KB
-            except OSError:
-                continue
-        return total
-
-    def _sample(self, interval: float) -> None:
-        while not self._done.wait(interval):
-            self.peak_rss_kb = max(self.peak_rss_kb, self._rss_kb())
-
     def stop(self) -> None:
-        self._done.set()
-        self._sampler.join()
+        self.memory.stop()

@@ -16,7 +16,6 @@ from dataclasses import fields
 
 from serving.batch.rows import Row
 from serving.gateway.data_plane import Prediction
-from serving.gateway.labels import label_of
 from text_contract.tokenizer import EncodedText
 
 OUTPUT_FORMATS = ("jsonl", "csv")
@@ -28,17 +27,7 @@ CSV_COLUMNS = (*PLACE_FIELDS, *(field.name for field in fields(Prediction) if fi
 
 def scored(row: Row, probability: float, encoded: EncodedText, model_name: str, version: int) -> dict:
     """The result of one row, built as the gateway builds a prediction."""
-    prediction = Prediction(
-        positive_probability=probability,
-        label=label_of(probability),
-        model_name=model_name,
-        model_version=version,
-        num_tokens=encoded.num_tokens,
-        truncated=encoded.truncated,
-        num_out_of_vocabulary=encoded.num_oov,
-        no_known_words=encoded.num_oov == encoded.num_tokens,
-        arm=ARM,
-    )
+    prediction = Prediction.of(probability, encoded, model_name, version, ARM)
     return {"source": row.source, "line": row.line, **prediction.to_json()}
 
 

@@ -45,6 +45,7 @@ from serving.gateway.routing.tokenizers import Tokenizers
 from serving.gateway.routing.versions import AVAILABLE, LOADING_STATES, VersionCache
 from serving.gateway.settings import Settings
 from serving.predictions_log.writer import PredictionLog
+from text_contract.tokenizer import EncodedText
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,23 @@ class Prediction:
     # "stable", "canary" (a rollout's candidate answered) or "pinned" (the client chose the version)
     arm: str
     explanation: Explanation | None = None  # when the request asked for one
+
+    @classmethod
+    def of(cls, probability: float, encoded: EncodedText, model_name: str, version: int, arm: str,
+           explanation: Explanation | None = None) -> Prediction:
+        """The prediction for one encoded text: every transport and the batch job build it here."""
+        return cls(
+            positive_probability=probability,
+            label=label_of(probability),
+            model_name=model_name,
+            model_version=version,
+            num_tokens=encoded.num_tokens,
+            truncated=encoded.truncated,
+            num_out_of_vocabulary=encoded.num_oov,
+            no_known_words=encoded.num_oov == encoded.num_tokens,
+            arm=arm,
+            explanation=explanation,
+        )
 
     def to_json(self) -> dict:
         fields = dict(vars(self))  # a copy; dataclasses.asdict deep-copies, at 5x the cost
@@ -327,20 +345,9 @@ class DataPlane:
         tokens, oov = metrics.TOKENS_PER_TEXT.labels(public, served), metrics.OOV_RATIO.labels(public, served)
         predictions = []
         for probability, item, explanation in zip(probabilities.tolist(), encoded, explanations):
-            label = label_of(probability)
-            predictions.append(Prediction(
-                positive_probability=probability,
-                label=label,
-                model_name=model_name,
-                model_version=served_version,
-                num_tokens=item.num_tokens,
-                truncated=item.truncated,
-                num_out_of_vocabulary=item.num_oov,
-                no_known_words=item.num_oov == item.num_tokens,
-                arm=route.arm,
-                explanation=explanation,
-            ))
-            metrics.PREDICTIONS.labels(public, served, route.arm, label).inc()
+            prediction = Prediction.of(probability, item, model_name, served_version, route.arm, explanation)
+            predictions.append(prediction)
+            metrics.PREDICTIONS.labels(public, served, route.arm, prediction.label).inc()
             scores.observe(probability)
             tokens.observe(item.num_tokens)
             oov.observe(item.num_oov / item.num_tokens if item.num_tokens else 0.0)
