@@ -40,6 +40,7 @@ BLOCKS: dict[str, Block] = {
     "profile": Block("profile.json", "benchmarks.profile:render"),
     "compare-inline": Block("compare-inline.json", "benchmarks.compare:render"),
     "compare-sentiment-route": Block("compare-sentiment-route.json", "benchmarks.compare:render"),
+    "request-path": Block("request-path.json", "benchmarks.request_path:render"),
     # docs/benchmarks.md
     "serving-path": Block("serving-path.json", "benchmarks.__main__:render_serving_path"),
     "open-inference": Block("serving-path.json", "benchmarks.__main__:render_open_inference"),

@@ -64,6 +64,18 @@ COLUMNS = (
 )
 
 
+def ceiling(results: dict) -> str:
+    """What the machine's cores allow through the edge at 64 clients, whatever the latency:
+    every core busy with the stack and the load generator at their measured CPU per request."""
+    edge64 = _row(results["rows"], PROJECT_EDGE, "make run", 64)
+    throughput, _ = best_peer(results["rows"])
+    spent = edge64["cpu_ms_per_request"]["stack"] + edge64["cpu_ms_per_request"]["load_generator"]
+    most = results["cores"] * 1000 / spent
+    return (f"What {results['cores']} cores allow: through the edge at 64 clients the stack and `hey` spent "
+            f"{spent:.2f} ms of CPU per request, so at that cost the machine serves at most {most:.0f} req/s "
+            f"this way, {most / throughput['requests_per_s']:.2f}x the best peer's {throughput['requests_per_s']:.0f}.")
+
+
 def winners(rows: list[dict]) -> list[tuple[str, str, str]]:
     """Per column, the stack and setting with the best figure: a peer that wins says so."""
     best = []
@@ -101,4 +113,5 @@ def render(results: dict) -> str:
         met = measured <= bound if lower_is_better else measured >= bound
         lines.append(f"| {what} | {measured:.2f} | {'<=' if lower_is_better else '>='} {bound:g} "
                      f"| {'yes' if met else '**no**'} |")
+    lines += ["", ceiling(results)]
     return "\n".join(lines)
