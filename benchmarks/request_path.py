@@ -23,6 +23,7 @@ features cost; the gap between the two minimal paths is what threads cost.
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,7 @@ TIERS = (
 
 def main() -> None:
     parser = benchmark_parser("benchmarks.request_path", __doc__, "request-path.json", duration=8.0)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     review = pick_review(args.data)
@@ -128,7 +129,7 @@ def main() -> None:
 
 def render(rows: list[dict]) -> str:
     """One line per tier and load (each round's req/s, p50 and CPU ms per request), then
-    what the gaps say, as means over the rounds."""
+    what the gaps say, as medians over the rounds."""
     rounds = sorted({r["round"] for r in rows})
     by_key = {(r["scenario"], r["clients"], r["round"]): r for r in rows}
     keys = dict.fromkeys((r["scenario"], r["clients"]) for r in rows)
@@ -141,21 +142,22 @@ def render(rows: list[dict]) -> str:
             for n in rounds for r in [by_key[(name, clients, n)]]))
          for name, clients in keys))]
 
-    def mean(name: str, clients: int, part: str) -> float:
-        return sum(by_key[(name, clients, n)]["cpu_ms_per_request"][part] for n in rounds) / len(rounds)
+    def median(name: str, clients: int, part: str) -> float:
+        # The median: one round caught in a slow spell of the machine does not move it.
+        return statistics.median(by_key[(name, clients, n)]["cpu_ms_per_request"][part] for n in rounds)
 
     gateway, coalesced = TIERS[0].name, TIERS[3].name
     threads, one_loop, pools = TIERS[2].name, TIERS[5].name, TIERS[1].name
     lines.append("")
     for clients in CLIENTS:
         lines.append(
-            f"* {clients} client(s), means of the rounds: the gateway's features cost "
-            f"{mean(gateway, clients, 'http_tier') - mean(coalesced, clients, 'http_tier'):.2f} ms of HTTP-tier "
+            f"* {clients} client(s), medians of the rounds: the gateway's features cost "
+            f"{median(gateway, clients, 'http_tier') - median(coalesced, clients, 'http_tier'):.2f} ms of HTTP-tier "
             f"CPU per request over the minimal path with the same coalescer "
-            f"({mean(gateway, clients, 'http_tier'):.2f} vs {mean(coalesced, clients, 'http_tier'):.2f}); "
-            f"one event loop costs {mean(one_loop, clients, 'http_tier'):.2f} ms where threads cost "
-            f"{mean(threads, clients, 'http_tier'):.2f}; TensorFlow pools of one thread each bring the model "
-            f"server to {mean(pools, clients, 'model_server'):.2f} ms from {mean(gateway, clients, 'model_server'):.2f}.")
+            f"({median(gateway, clients, 'http_tier'):.2f} vs {median(coalesced, clients, 'http_tier'):.2f}); "
+            f"one event loop costs {median(one_loop, clients, 'http_tier'):.2f} ms where threads cost "
+            f"{median(threads, clients, 'http_tier'):.2f}; TensorFlow pools of one thread each bring the model "
+            f"server to {median(pools, clients, 'model_server'):.2f} ms from {median(gateway, clients, 'model_server'):.2f}.")
     return "\n".join(lines)
 
 
