@@ -47,8 +47,10 @@ def timed(args: list[str], resident: list[int], log: Path) -> tuple[float, float
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
         memory = PeakMemory(lambda: tree_pids([process.pid, *resident]), SAMPLE_SECONDS)
-        returncode = process.wait()
-        memory.stop()
+        try:
+            returncode = process.wait()
+        finally:
+            memory.stop()
     seconds = time.perf_counter() - started
     if returncode != 0:
         raise SystemExit(f"{' '.join(args[:2])} failed ({returncode}): see {log}\n{log.read_text()[-2000:]}")

@@ -6,18 +6,19 @@ Two model servers are started once: one as shipped, one with TensorFlow's thread
 at a single thread each. Every round starts each HTTP tier in turn and loads it with
 `hey` at 1 and at 64 clients, the same ~230-word review per request:
 
-- the gateway as shipped (Flask, keys, metrics, versions, the coalescer; granian WSGI, 2 x 32 threads);
+- the gateway as shipped (its plain-WSGI sentiment route, keys, metrics, access lines, versions,
+  the coalescer; granian WSGI, 2 x 32 threads);
 - the same gateway in front of the model server with single-thread TensorFlow pools;
 - the minimal path on the same threads (``benchmarks.request_path_apps:wsgi_app``:
   tokenize, one blocking Predict call, JSON), and the same with the gateway's coalescer;
 - the gateway's data plane alone, on the same threads without Flask
-  (``data_plane_wsgi_app``): what the HTTP layer costs;
+  (``data_plane_wsgi_app``): what the gateway's HTTP layer adds to it;
 - the minimal path on one event loop per process with gRPC's asyncio client
   (``asgi_app`` on granian's ASGI interface, 2 workers): the asynchronous lever;
 - the framework floor (``benchmarks.floor_app``: no model call at all).
 
 For each: requests/s, p50/p99, and CPU per request of the HTTP tier's processes and of the
-model server. The gap between the gateway and the minimal path on threads is what its
+model server. The gap between the gateway and the minimal path with the coalescer is what its
 features cost; the gap between the two minimal paths is what threads cost.
 """
 
@@ -143,7 +144,7 @@ def render(rows: list[dict]) -> str:
          for name, clients in keys))]
 
     def median(name: str, clients: int, part: str) -> float:
-        # The median: one round caught in a slow spell of the machine does not move it.
+        # The median: from three rounds on, one round caught in a slow spell of the machine does not move it.
         return statistics.median(by_key[(name, clients, n)]["cpu_ms_per_request"][part] for n in rounds)
 
     gateway, coalesced = TIERS[0].name, TIERS[3].name

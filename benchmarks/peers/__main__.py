@@ -209,7 +209,7 @@ def main() -> None:
             args.duration, work)
 
     results_file.save(args.out, {
-        "model": MODEL, "version": int(version_dir.name), "review_words": len(review.split()), "cores": os.cpu_count(),
+        "model": MODEL, "version": int(version_dir.name), "review_words": len(review.split()), "cores": len(os.sched_getaffinity(0)),
         "duration_s": args.duration, "tensorflow_cpu_ms_single_review": tensorflow,
         "peers": {"kserve": (Path(__file__).parent / "kserve.txt").read_text().strip(),
                   "ray": (Path(__file__).parent / "ray.txt").read_text().strip()},

@@ -27,7 +27,7 @@ CSV_COLUMNS = (*PLACE_FIELDS, *(field.name for field in fields(Prediction) if fi
 
 def scored(row: Row, probability: float, encoded: EncodedText, model_name: str, version: int) -> dict:
     """The result of one row, built as the gateway builds a prediction."""
-    prediction = Prediction.of(probability, encoded, model_name, version, ARM)
+    prediction = Prediction.of(probability, encoded, model_name=model_name, version=version, arm=ARM)
     return {"source": row.source, "line": row.line, **prediction.to_json()}
 
 

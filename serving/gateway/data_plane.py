@@ -90,7 +90,7 @@ class Prediction:
     explanation: Explanation | None = None  # when the request asked for one
 
     @classmethod
-    def of(cls, probability: float, encoded: EncodedText, model_name: str, version: int, arm: str,
+    def of(cls, probability: float, encoded: EncodedText, *, model_name: str, version: int, arm: str,
            explanation: Explanation | None = None) -> Prediction:
         """The prediction for one encoded text: every transport and the batch job build it here."""
         return cls(
@@ -345,7 +345,8 @@ class DataPlane:
         tokens, oov = metrics.TOKENS_PER_TEXT.labels(public, served), metrics.OOV_RATIO.labels(public, served)
         predictions = []
         for probability, item, explanation in zip(probabilities.tolist(), encoded, explanations):
-            prediction = Prediction.of(probability, item, model_name, served_version, route.arm, explanation)
+            prediction = Prediction.of(probability, item, model_name=model_name, version=served_version,
+                                       arm=route.arm, explanation=explanation)
             predictions.append(prediction)
             metrics.PREDICTIONS.labels(public, served, route.arm, prediction.label).inc()
             scores.observe(probability)
